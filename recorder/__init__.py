@@ -1,0 +1,1 @@
+"""Run traced LLM consortiums and record every step in evaluations.db."""

@@ -1,0 +1,408 @@
+"""The schema and every question asked of the store, as named SQL.
+
+The CLI (``consortium-record leaderboard`` and friends) and the Datasette
+plugin both run these statements, so each question has exactly one
+definition. Optional parameters treat ``NULL`` and ``''`` alike as "no filter",
+which is what a blank field in a Datasette form sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+TABLES = ("runs", "model_calls", "evaluations", "model_performance")
+
+RUNS_COLUMNS: dict[str, type] = {
+    "consortium_id": str,
+    "trace_id": str,
+    "prompt": str,
+    "system": str,
+    "models": str,
+    "arbiter": str,
+    "judging_method": str,
+    "confidence_threshold": float,
+    "min_iterations": int,
+    "max_iterations": int,
+    "status": str,
+    "iteration_count": int,
+    "final_confidence": float,
+    "synthesis": str,
+    "error": str,
+    "started_at": str,
+    "finished_at": str,
+    "duration_ms": float,
+    "input_tokens": int,
+    "output_tokens": int,
+    "process_id": int,
+    "hostname": str,
+}
+
+MODEL_CALLS_COLUMNS: dict[str, type] = {
+    "request_id": str,
+    "consortium_id": str,
+    "iteration_id": int,
+    "role": str,
+    "model": str,
+    "instance": int,
+    "label": str,
+    "attempt": int,
+    "prompt": str,
+    "system": str,
+    "response": str,
+    "input_tokens": int,
+    "output_tokens": int,
+    "duration_ms": float,
+    "started_at": str,
+    "finished_at": str,
+    "status": str,
+    "error": str,
+}
+
+EVALUATIONS_COLUMNS: dict[str, type] = {
+    "id": int,
+    "consortium_id": str,
+    "request_id": str,
+    "iteration_id": int,
+    "timestamp": str,
+    "prompt_text": str,
+    "arbiter_model": str,
+    "judging_method": str,
+    "evaluated_models": str,
+    "decision_json": str,
+    "confidence": float,
+    "synthesis": str,
+    "analysis": str,
+    "dissent": str,
+    "needs_iteration": int,
+    "refinement_areas": str,
+    "ranking": str,
+    "raw_response": str,
+    "token_usage_json": str,
+    "input_tokens": int,
+    "output_tokens": int,
+    "duration_ms": float,
+    "error": str,
+}
+
+MODEL_PERFORMANCE_COLUMNS: dict[str, type] = {
+    "id": int,
+    "evaluation_id": int,
+    "consortium_id": str,
+    "iteration_id": int,
+    "request_id": str,
+    "model": str,
+    "instance": int,
+    "label": str,
+    "confidence": float,
+    "token_usage": int,
+    "input_tokens": int,
+    "output_tokens": int,
+    "duration_ms": float,
+    "rank": int,
+    "normalized_rank": float,
+    "chosen": int,
+    "error": str,
+    "timestamp": str,
+}
+
+INDEXES: list[tuple[str, list[str]]] = [
+    ("runs", ["started_at"]),
+    ("runs", ["status"]),
+    ("model_calls", ["consortium_id"]),
+    ("model_calls", ["started_at"]),
+    ("evaluations", ["consortium_id"]),
+    ("evaluations", ["timestamp"]),
+    ("evaluations", ["confidence"]),
+    ("model_performance", ["consortium_id"]),
+    ("model_performance", ["timestamp"]),
+    ("model_performance", ["confidence"]),
+    ("model_performance", ["model", "duration_ms"]),
+]
+
+
+@lru_cache(maxsize=64)
+def insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """``insert into table (...) values (?, ...)`` for these columns (cached)."""
+    column_list = ", ".join(f"[{column}]" for column in columns)
+    placeholders = ", ".join("?" for _ in columns)
+    return f"insert into [{table}] ({column_list}) values ({placeholders})"
+
+
+# Leaderboard ----------------------------------------------------------------
+
+LEADERBOARD_COLUMNS = {
+    "model": "The model's name as the user gave it",
+    "evaluations": "Answers by this model that an arbiter judged (one per instance)",
+    "avg_confidence": "Mean arbiter confidence in the evaluations it took part in",
+    "avg_tokens": "Mean tokens (input + output) per answer, where reported",
+    "chosen_rate": "Share of its answers the arbiter ranked first",
+    "avg_normalized_rank": "Mean rank scaled to 0 (first) .. 1 (last)",
+    "avg_duration_ms": "Mean latency of its answers, in milliseconds",
+    "p95_duration_ms": "95th percentile latency, in milliseconds",
+    "error_rate": "Share of its calls that failed",
+}
+
+LEADERBOARD_SORTS = {
+    "chosen_rate": "chosen_rate desc, avg_confidence desc",
+    "avg_confidence": "avg_confidence desc, chosen_rate desc",
+    "avg_normalized_rank": "avg_normalized_rank asc, avg_confidence desc",
+    "evaluations": "evaluations desc",
+    "avg_tokens": "avg_tokens asc",
+    "avg_duration_ms": "avg_duration_ms asc",
+    "p95_duration_ms": "p95_duration_ms asc",
+    "error_rate": "error_rate asc, chosen_rate desc",
+    "model": "summary.model asc",
+}
+DEFAULT_LEADERBOARD_SORT = "chosen_rate"
+
+_LEADERBOARD_TEMPLATE = """
+with performance as (
+  select * from model_performance
+  where (nullif(:since, '') is null or timestamp >= :since)
+    and (nullif(:models, '') is null
+         or model in (select value from json_each(:models)))
+),
+summary as (
+  select
+    model,
+    count(*) as evaluations,
+    round(avg(confidence), 3) as avg_confidence,
+    round(avg(token_usage), 1) as avg_tokens,
+    round(avg(case when error is null then chosen end), 3) as chosen_rate,
+    round(avg(normalized_rank), 3) as avg_normalized_rank,
+    round(avg(duration_ms), 1) as avg_duration_ms,
+    round(avg(error is not null), 3) as error_rate
+  from performance
+  group by model
+),
+ranked_latency as (
+  select
+    model, duration_ms,
+    row_number() over (partition by model order by duration_ms) as position,
+    count(*) over (partition by model) as timed
+  from performance
+  where duration_ms is not null
+),
+p95_latency as (
+  -- Nearest-rank percentile: the smallest latency with 95% at or below it.
+  select model, round(min(duration_ms), 1) as p95_duration_ms
+  from ranked_latency
+  where position >= 0.95 * timed
+  group by model
+)
+select
+  summary.model, evaluations, avg_confidence, avg_tokens, chosen_rate,
+  avg_normalized_rank, avg_duration_ms, p95_duration_ms, error_rate
+from summary left join p95_latency on p95_latency.model = summary.model
+order by {order_by}, summary.model
+{limit}
+"""
+
+
+def leaderboard_sql(sort: str = DEFAULT_LEADERBOARD_SORT, limit: bool = True) -> str:
+    """The leaderboard query, ordered by one of :data:`LEADERBOARD_SORTS`.
+
+    Parameters: ``:since`` (ISO timestamp), ``:models`` (a JSON array of
+    names) and, when ``limit`` is true, ``:limit``.
+    """
+    if sort not in LEADERBOARD_SORTS:
+        raise ValueError(
+            f"Cannot sort by {sort!r}; choose one of {', '.join(LEADERBOARD_SORTS)}."
+        )
+    return _LEADERBOARD_TEMPLATE.format(
+        order_by=LEADERBOARD_SORTS[sort],
+        limit="limit coalesce(nullif(:limit, ''), -1)" if limit else "",
+    ).strip()
+
+
+# Runs -------------------------------------------------------------------------
+
+RECENT_RUNS_SQL = """
+select
+  consortium_id, started_at, models, arbiter, judging_method, iteration_count,
+  final_confidence, status, input_tokens, output_tokens,
+  coalesce(input_tokens, 0) + coalesce(output_tokens, 0) as total_tokens,
+  duration_ms, substr(prompt, 1, 200) as prompt, error
+from runs
+where (nullif(:status, '') is null or status = :status)
+order by started_at desc, consortium_id desc
+limit coalesce(nullif(:limit, ''), 50)
+""".strip()
+
+RUN_IDS_BY_PREFIX_SQL = """
+select consortium_id from runs
+where consortium_id >= :prefix and consortium_id < :prefix || char(1114111)
+order by consortium_id
+limit 10
+""".strip()
+
+RUN_SQL = "select * from runs where consortium_id = :consortium_id"
+
+RUN_MODEL_CALLS_SQL = """
+select * from model_calls where consortium_id = :consortium_id
+order by iteration_id, started_at, role desc, instance
+""".strip()
+
+RUN_EVALUATIONS_SQL = """
+select * from evaluations where consortium_id = :consortium_id
+order by iteration_id, id
+""".strip()
+
+RUN_PERFORMANCE_SQL = """
+select * from model_performance where consortium_id = :consortium_id
+order by iteration_id, rank is null, rank, id
+""".strip()
+
+_JSON_COLUMNS = {
+    "models",
+    "evaluated_models",
+    "decision_json",
+    "refinement_areas",
+    "ranking",
+    "token_usage_json",
+}
+
+
+def decode_json_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``row`` with its JSON text columns decoded (bad JSON kept as text)."""
+    decoded = dict(row)
+    for column in _JSON_COLUMNS & decoded.keys():
+        value = decoded[column]
+        if isinstance(value, str):
+            try:
+                decoded[column] = json.loads(value)
+            except ValueError:
+                pass
+    return decoded
+
+
+def run_tree(
+    query: Callable[[str, dict[str, Any]], list[dict[str, Any]]], consortium_id: str
+) -> dict[str, Any] | None:
+    """The record of one run as ``{"run": ..., "iterations": [...]}``.
+
+    ``query(sql, parameters)`` must return rows as dicts; the CLI passes the
+    store's, the Datasette plugin its database's. Each iteration holds its
+    ``model_calls`` (members, then arbiter) and its ``evaluation``, whose
+    ``ranking`` is mapped back to models as ``ranked_models``.
+    """
+    parameters = {"consortium_id": consortium_id}
+    runs = query(RUN_SQL, parameters)
+    if not runs:
+        return None
+    run = decode_json_columns(runs[0])
+    calls = [decode_json_columns(row) for row in query(RUN_MODEL_CALLS_SQL, parameters)]
+    evaluations = [
+        decode_json_columns(row) for row in query(RUN_EVALUATIONS_SQL, parameters)
+    ]
+    performance = query(RUN_PERFORMANCE_SQL, parameters)
+
+    iteration_ids = sorted(
+        {row["iteration_id"] for row in calls + evaluations if row["iteration_id"]}
+    )
+    iterations = []
+    for iteration_id in iteration_ids:
+        evaluation = next(
+            (e for e in reversed(evaluations) if e["iteration_id"] == iteration_id),
+            None,
+        )
+        if evaluation is not None:
+            evaluation["ranked_models"] = [
+                {
+                    "rank": row["rank"],
+                    "label": row["label"],
+                    "model": row["model"],
+                    "instance": row["instance"],
+                    "chosen": bool(row["chosen"]),
+                }
+                for row in performance
+                if row["evaluation_id"] == evaluation["id"] and row["rank"] is not None
+            ]
+        iterations.append(
+            {
+                "iteration_id": iteration_id,
+                "model_calls": [c for c in calls if c["iteration_id"] == iteration_id],
+                "evaluation": evaluation,
+            }
+        )
+    return {"run": run, "iterations": iterations}
+
+
+# Training export ----------------------------------------------------------------
+
+TRAINING_EXPORT_SQL = """
+select
+  runs.prompt as prompt,
+  runs.synthesis as chosen,
+  evaluations.analysis as analysis,
+  evaluations.evaluated_models as models_evaluated,
+  runs.final_confidence as arbiter_confidence
+from runs
+join evaluations on evaluations.id = (
+  select id from evaluations as final
+  where final.consortium_id = runs.consortium_id and final.error is null
+  order by final.iteration_id desc, final.id desc
+  limit 1
+)
+where runs.status = 'completed'
+  and runs.synthesis is not null
+  and (nullif(:since, '') is null or runs.started_at >= :since)
+  and (nullif(:min_confidence, '') is null
+       or runs.final_confidence >= cast(:min_confidence as real))
+order by runs.started_at, runs.consortium_id
+""".strip()
+
+TRAINING_EXAMPLE_KEYS = (
+    "prompt",
+    "chosen",
+    "analysis",
+    "models_evaluated",
+    "arbiter_confidence",
+)
+
+
+def training_example(row: dict[str, Any]) -> dict[str, Any]:
+    """One row of ``TRAINING_EXPORT_SQL`` as the spec's training example."""
+    models = row.get("models_evaluated")
+    if isinstance(models, str):
+        try:
+            models = json.loads(models)
+        except ValueError:
+            models = [models]
+    example = {key: row.get(key) for key in TRAINING_EXAMPLE_KEYS}
+    example["models_evaluated"] = models or []
+    return example
+
+
+def training_line(row: dict[str, Any]) -> str:
+    """One JSONL line (without the newline) for a ``TRAINING_EXPORT_SQL`` row."""
+    return json.dumps(training_example(row), ensure_ascii=False)
+
+
+# Other canned questions --------------------------------------------------------
+
+TOKEN_USAGE_BY_MODEL_SQL = """
+select
+  model,
+  count(*) as calls,
+  sum(input_tokens) as input_tokens,
+  sum(output_tokens) as output_tokens,
+  coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) as total_tokens,
+  sum(error is not null) as errors,
+  round(avg(duration_ms), 1) as avg_duration_ms
+from model_calls
+group by model
+order by total_tokens desc, model
+""".strip()
+
+FAILED_EVALUATIONS_SQL = """
+select consortium_id, iteration_id, timestamp, arbiter_model, error,
+  substr(raw_response, 1, 500) as raw_response
+from evaluations
+where error is not null
+order by timestamp desc
+limit 100
+""".strip()
