@@ -564,7 +564,10 @@ class EvaluationStore:
 def _describe_open_error(path: str, error: sqlite3.DatabaseError) -> str:
     message = str(error)
     if "not a database" in message or "malformed" in message:
-        return f"{path} is not a SQLite database (or it is corrupt); it was left untouched."
+        return (
+            f"{path} is not a SQLite database (or it is corrupt); "
+            "it was left untouched."
+        )
     if "unable to open" in message or "readonly" in message:
         return f"Cannot open {path} for writing: check the path and its permissions."
     return f"Cannot use {path}: {message}."
