@@ -410,7 +410,7 @@ class EvaluationStore:
                 _performance_row(
                     member,
                     position=position,
-                    member_count=len(members),
+                    ranked_count=sum(m.get("rank") is not None for m in members),
                     evaluation_id=evaluation_id,
                     consortium_id=consortium_id,
                     iteration_id=iteration_id,
@@ -423,6 +423,19 @@ class EvaluationStore:
             for row in rows:
                 self._insert_row(conn, "model_performance", row)
         return evaluation_id
+
+    def mark_interrupted(self, consortium_id: str, reason: str) -> bool:
+        """Close a run that is still ``running`` as ``interrupted``."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "update runs set status = 'interrupted', error = :reason, "
+                "finished_at = :now, iteration_count = coalesce((select "
+                "max(iteration_id) from model_calls where consortium_id = "
+                ":consortium_id), 0) where consortium_id = :consortium_id "
+                "and status = 'running'",
+                {"reason": reason, "now": utc_now(), "consortium_id": consortium_id},
+            )
+            return cursor.rowcount > 0
 
     def mark_interrupted_runs(self) -> int:
         """Mark as ``interrupted`` the runs left ``running`` by a dead process.
@@ -587,7 +600,7 @@ def _performance_row(
     member: dict[str, Any],
     *,
     position: int,
-    member_count: int,
+    ranked_count: int,
     evaluation_id: int,
     consortium_id: str,
     iteration_id: int,
@@ -605,7 +618,7 @@ def _performance_row(
     rank = member.get("rank")
     normalized_rank = None
     if rank is not None:
-        normalized_rank = 0.0 if member_count <= 1 else (rank - 1) / (member_count - 1)
+        normalized_rank = 0.0 if ranked_count <= 1 else (rank - 1) / (ranked_count - 1)
     error = member.get("error")
     return {
         "evaluation_id": evaluation_id,
