@@ -377,10 +377,7 @@ class _Run:
                     call.text or "", [label for label, _ in labelled]
                 )
                 decision = dict(parsed.decision)
-                if parsed.error:
-                    parse_error = (
-                        f"The arbiter's reply could not be used: {parsed.error}"
-                    )
+                parse_error = parsed.error
                 if parsed.warnings:
                     decision["warnings"] = list(parsed.warnings)
         duration_ms = (time.perf_counter() - start) * 1000

@@ -174,4 +174,4 @@ def test_spec_sql_runs_unchanged(tmp_path, add_scripted_model):
     assert len(results[0]) == 2
     assert results[1][0][0] in {"scripted-member", "scripted-no-usage"}
     assert {row[0] for row in results[2]} == {"scripted-member", "scripted-no-usage"}
-    assert len(results[3]) == 1 and "could not be used" in results[3][0][2]
+    assert len(results[3]) == 1 and "not a usable decision" in results[3][0][2]
