@@ -1,0 +1,191 @@
+"""The canned queries the plugin adds, and the checks on their parameters.
+
+Every query's SQL comes from ``recorder.queries``, the module the CLI runs
+too, so a question asked in Datasette and on the command line gets the same
+answer. Only the titles, descriptions and parameter checks live here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from recorder import queries
+from recorder.evaluation_store import RUN_STATUSES
+
+
+@dataclass(frozen=True)
+class CannedQuery:
+    name: str
+    title: str
+    description: str
+    sql: str
+    parameters: tuple[str, ...] = ()
+
+
+def _leaderboard_description() -> str:
+    columns = "; ".join(
+        f"{column}: {meaning}"
+        for column, meaning in queries.LEADERBOARD_COLUMNS.items()
+    )
+    return (
+        "One row per model that answered in a consortium, best first (by the "
+        "share of its answers the arbiter ranked first). Leave since blank for "
+        "all time, or give an ISO 8601 date such as 2025-11-01. Leave models "
+        'blank for every model, or give a JSON list such as ["gpt-4o", "k2"]. '
+        f"Columns: {columns}."
+    )
+
+
+CANNED_QUERIES: dict[str, CannedQuery] = {
+    query.name: query
+    for query in (
+        CannedQuery(
+            name="leaderboard",
+            title="Model leaderboard",
+            description=_leaderboard_description(),
+            sql=queries.leaderboard_sql(limit=False),
+            parameters=("since", "models"),
+        ),
+        CannedQuery(
+            name="recent_runs",
+            title="Recent consortium runs",
+            description=(
+                "The latest runs first: when each started, which models and "
+                "arbiter took part, how many iterations it took, the final "
+                "confidence, tokens and duration. Filter by status (running, "
+                "completed, failed or interrupted); limit defaults to 50. Open a "
+                "consortium_id for the run's full record and timeline."
+            ),
+            sql=queries.RECENT_RUNS_SQL,
+            parameters=("status", "limit"),
+        ),
+        CannedQuery(
+            name="token_usage_by_model",
+            title="Token usage by model",
+            description=(
+                "Every model call (members and arbiters) grouped by model: "
+                "calls, input, output and total tokens, failed calls and mean "
+                "latency in milliseconds. Most tokens first."
+            ),
+            sql=queries.TOKEN_USAGE_BY_MODEL_SQL,
+        ),
+        CannedQuery(
+            name="failed_evaluations",
+            title="Failed evaluations",
+            description=(
+                "The latest 100 arbiter decisions that could not be used, with "
+                "the error and the start of the arbiter's raw reply."
+            ),
+            sql=queries.FAILED_EVALUATIONS_SQL,
+        ),
+        CannedQuery(
+            name="training_export",
+            title="Training export",
+            description=(
+                "One fine-tuning example per completed run, oldest first: the "
+                "prompt, the arbiter's final synthesis (chosen), its analysis, "
+                "the models it evaluated and its confidence. Leave since and "
+                "min_confidence blank for no filter. Add .jsonl to the URL for "
+                "every example as JSON lines, exactly as consortium-record "
+                "export-training writes them."
+            ),
+            sql=queries.TRAINING_EXPORT_SQL,
+            parameters=("since", "min_confidence"),
+        ),
+    )
+}
+
+
+class InvalidParameter(ValueError):
+    """A canned query parameter that cannot be used; the message is a sentence."""
+
+
+def _check_since(value: str) -> None:
+    text = value
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidParameter(
+            f"since must be an ISO 8601 date or time such as 2025-11-01 or "
+            f"2025-11-01T09:30:00, not {value!r}."
+        ) from None
+
+
+def _check_min_confidence(value: str) -> None:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 <= number <= 1:
+        raise InvalidParameter(
+            f"min_confidence must be a number from 0 to 1 such as 0.8, not {value!r}."
+        )
+
+
+def _check_models(value: str) -> None:
+    try:
+        models = json.loads(value)
+    except ValueError:
+        models = None
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise InvalidParameter(
+            'models must be a JSON list of model names such as ["gpt-4o", "k2"], '
+            f"not {value!r}."
+        )
+
+
+def _check_status(value: str) -> None:
+    if value not in RUN_STATUSES:
+        raise InvalidParameter(
+            f"status must be one of {', '.join(RUN_STATUSES)}, not {value!r}."
+        )
+
+
+def _check_limit(value: str) -> None:
+    if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
+        raise InvalidParameter(
+            f"limit must be a whole number of rows, 1 or more, not {value!r}."
+        )
+
+
+PARAMETER_CHECKS: dict[str, Callable[[str], None]] = {
+    "since": _check_since,
+    "min_confidence": _check_min_confidence,
+    "models": _check_models,
+    "status": _check_status,
+    "limit": _check_limit,
+}
+
+
+def check_parameters(query_name: str, arguments: Mapping[str, str]) -> None:
+    """Raise :class:`InvalidParameter` if a non-blank parameter is malformed.
+
+    Blank parameters mean "no filter" and always pass.
+    """
+    for parameter in CANNED_QUERIES[query_name].parameters:
+        value = arguments.get(parameter) or ""
+        if value.strip():
+            PARAMETER_CHECKS[parameter](value)
+
+
+_QUERY_PATH = re.compile(
+    r"^/(?P<database>[^/]+)/(?P<query>" + "|".join(CANNED_QUERIES) + r")"
+    r"(?:\.(?P<format>\w+))?$"
+)
+
+
+def canned_query_request(path: str, base_url: str) -> tuple[str, str, str] | None:
+    """``(database route, query name, format)`` if ``path`` asks for one of ours."""
+    if base_url != "/" and path.startswith(base_url):
+        path = "/" + path[len(base_url) :]
+    match = _QUERY_PATH.match(path)
+    if match is None:
+        return None
+    return match["database"], match["query"], match["format"] or "html"

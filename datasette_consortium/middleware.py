@@ -1,0 +1,84 @@
+"""Checks a canned query's parameters before Datasette runs it.
+
+Datasette would run ``since=yesterday`` and return nothing, or turn a bad
+``models`` list into an SQL error. This wrapper answers such requests with a
+400 and a sentence saying what a good value looks like.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from datasette.utils import tilde_decode
+from datasette.utils.asgi import Request, Response
+
+from .canned import InvalidParameter, canned_query_request, check_parameters
+from .views import is_consortium_database
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+
+Scope = dict[str, Any]
+App = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+def check_canned_parameters(app: App, datasette: Datasette) -> App:
+    async def checked(scope: Scope, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            response = await _rejection(datasette, scope, receive)
+            if response is not None:
+                await response.asgi_send(send)
+                return
+        await app(scope, receive, send)
+
+    return checked
+
+
+async def _rejection(
+    datasette: Datasette, scope: Scope, receive: Any
+) -> Response | None:
+    found = canned_query_request(scope["path"], datasette.setting("base_url"))
+    if found is None:
+        return None
+    route, query_name, output_format = found
+    try:
+        database = datasette.get_database(route=tilde_decode(route)).name
+    except KeyError:
+        return None
+    if not await is_consortium_database(datasette, database):
+        return None
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    arguments: dict[str, str] = {}
+    for key, value in urllib.parse.parse_qsl(query_string, keep_blank_values=True):
+        arguments.setdefault(key, value)
+    try:
+        check_parameters(query_name, arguments)
+    except InvalidParameter as invalid:
+        return await _bad_request(
+            datasette, scope, receive, str(invalid), output_format
+        )
+    return None
+
+
+async def _bad_request(
+    datasette: Datasette, scope: Scope, receive: Any, message: str, output_format: str
+) -> Response:
+    title = "Invalid parameter"
+    if output_format == "json":
+        return Response.json(
+            {"ok": False, "error": message, "status": 400, "title": title},
+            status=400,
+        )
+    if output_format != "html":
+        return Response.text(f"{message}\n", status=400)
+    # This runs before Datasette's own middleware, so there is no CSRF token
+    # yet; an error page has no form that would need one.
+    request = Request({**scope, "csrftoken": lambda: ""}, receive)
+    html = await datasette.render_template(
+        "error.html",
+        {"ok": False, "error": message, "status": 400, "title": title},
+        request=request,
+    )
+    return Response.html(html, status=400)
