@@ -37,7 +37,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 ARBITER_KEYS = (
     "synthesis",
@@ -92,7 +92,6 @@ ARBITER_SCHEMA: dict = {
 _CONTEXT_TAG_NAMES = ("think", "thinking", "answer", "question", "previous_synthesis")
 _NEUTRALISED_TAG_NAMES = _CONTEXT_TAG_NAMES + ARBITER_KEYS
 
-_TAG_PATTERN = re.compile(r"<\s*(/?)\s*([A-Za-z][\w-]{0,40})([^<>]{0,300}?)(/?)>")
 _NEUTRALISE_PATTERN = re.compile(
     r"<(?=\s*/?\s*(?:"
     + "|".join(name.replace("_", "[_-]") for name in _NEUTRALISED_TAG_NAMES)
@@ -122,6 +121,8 @@ _FALSE_WORDS = {"no", "n", "false", "0"}
 _SHORT_VALUE = 300
 # How many '{' are tried as the start of a JSON object inside text.
 _JSON_START_ATTEMPTS = 8
+# How many code fences are looked into for JSON.
+_FENCES_READ = 100
 
 
 def answer_labels(count: int) -> list[str]:
@@ -351,45 +352,76 @@ def _fill_decision(
 # Blocks ------------------------------------------------------------------------
 
 
-def _tag_name(match: re.Match) -> str:
-    return match.group(2).lower().replace("-", "_")
+class _Tag(NamedTuple):
+    start: int
+    end: int
+    name: str
+    closing: bool
+    self_closing: bool
+    attributes: str
+
+
+def _tag_pattern(names: Sequence[str]) -> re.Pattern:
+    # The name cannot backtrack and attributes are bounded, so each "<" costs at
+    # most a few hundred steps.
+    alternatives = "|".join(name.replace("_", "[_-]") for name in names)
+    return re.compile(
+        rf"<\s*(/?)\s*({alternatives})(?![\w-])((?:\s[^<>]{{0,300}})?)\s*(/?)>",
+        re.IGNORECASE,
+    )
+
+
+_CONTEXT_TAG_PATTERN = _tag_pattern(_CONTEXT_TAG_NAMES)
+_ARBITER_TAG_PATTERN = _tag_pattern(ARBITER_KEYS)
+
+
+def _tags(text: str, pattern: re.Pattern) -> list[_Tag]:
+    tags = []
+    for match in pattern.finditer(text):
+        closing, name, attributes, slash = match.groups()
+        name = name.lower().replace("-", "_")
+        tags.append(
+            _Tag(
+                match.start(), match.end(), name, bool(closing), bool(slash), attributes
+            )
+        )
+    return tags
+
+
+def _family(name: str) -> str:
+    return "think" if name.startswith("think") else name
 
 
 def _drop_context_blocks(text: str, warnings: list[str]) -> str:
     """Remove thinking blocks and blocks copied from the prompt."""
     tags = [
-        match
-        for match in _TAG_PATTERN.finditer(text)
-        if _tag_name(match) in _CONTEXT_TAG_NAMES
-        and not (_tag_name(match) == "answer" and not _is_labelled_answer(match))
+        tag
+        for tag in _tags(text, _CONTEXT_TAG_PATTERN)
+        if tag.name != "answer" or tag.closing or "label" in tag.attributes.lower()
     ]
-    if not tags:
-        return text
-
     removed: list[tuple[int, int]] = []
-    open_tag: re.Match | None = None
+    open_tag: _Tag | None = None
     depth = 0
-    for match in tags:
-        name, closing = _tag_name(match), bool(match.group(1))
-        family = "think" if name.startswith("think") else name
+    unopened_think = False
+    for tag in tags:
         if open_tag is None:
-            if not closing:
-                open_tag, depth = match, 1
-            elif family == "think":
+            if not tag.closing and not tag.self_closing:
+                open_tag, depth = tag, 1
+            elif tag.closing and _family(tag.name) == "think":
                 # A reasoning model whose opening tag was part of its template.
-                removed = [(0, match.end())]
-                warnings.append("text before an unopened </think> was dropped")
+                removed = [(0, tag.end)]
+                unopened_think = True
             continue
-        open_name = _tag_name(open_tag)
-        open_family = "think" if open_name.startswith("think") else open_name
-        if family != open_family:
+        if _family(tag.name) != _family(open_tag.name) or tag.self_closing:
             continue
-        depth += -1 if closing else 1
+        depth += -1 if tag.closing else 1
         if depth == 0:
-            removed.append((open_tag.start(), match.end()))
+            removed.append((open_tag.start, tag.end))
             open_tag = None
+    if unopened_think:
+        warnings.append("text before an unopened </think> was dropped")
     if open_tag is not None:
-        warnings.append(f"an unclosed <{_tag_name(open_tag)}> tag was ignored")
+        warnings.append(f"an unclosed <{open_tag.name}> tag was ignored")
 
     pieces, position = [], 0
     for start, end in removed:
@@ -398,10 +430,6 @@ def _drop_context_blocks(text: str, warnings: list[str]) -> str:
         position = max(position, end)
     pieces.append(text[position:])
     return "".join(pieces)
-
-
-def _is_labelled_answer(match: re.Match) -> bool:
-    return bool(match.group(1)) or "label" in match.group(3).lower()
 
 
 # JSON --------------------------------------------------------------------------
@@ -424,7 +452,7 @@ def _json_candidates(text: str):
     for source in [stripped, *_fenced_blocks(text)]:
         try:
             yield json.loads(source), False
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
 
     start, attempts = stripped.find("{"), 0
@@ -432,7 +460,7 @@ def _json_candidates(text: str):
         attempts += 1
         try:
             yield decoder.raw_decode(stripped, start)[0], False
-        except ValueError:
+        except (ValueError, RecursionError):
             if attempts == 1:
                 yield from _closed_json(stripped[start:], decoder)
         start = stripped.find("{", start + 1)
@@ -444,25 +472,28 @@ def _closed_json(fragment: str, decoder: json.JSONDecoder):
         try:
             yield decoder.raw_decode(fragment.rstrip().rstrip(",") + ending)[0], True
             return
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
 
 
 def _fenced_blocks(text: str) -> list[str]:
+    """The bodies of the first code fences that look like JSON objects."""
     blocks, position = [], 0
-    while True:
+    for _ in range(_FENCES_READ):
         start = text.find("```", position)
-        if start == -1:
-            return blocks
-        end = text.find("```", start + 3)
+        end = text.find("```", start + 3) if start != -1 else -1
         if end == -1:
-            return blocks
+            break
         body = text[start + 3 : end]
         first_line, newline, rest = body.partition("\n")
         if newline and re.fullmatch(r"\s*[\w+-]*\s*", first_line):
             body = rest
-        blocks.append(body)
+        if body.lstrip().startswith("{"):
+            blocks.append(body)
         position = end + 3
+        if len(blocks) == _JSON_START_ATTEMPTS:
+            break
+    return blocks
 
 
 def _arbiter_fields(candidate: Any) -> dict[str, Any]:
@@ -484,58 +515,58 @@ def _arbiter_fields(candidate: Any) -> dict[str, Any]:
 
 def _tag_values(text: str, warnings: list[str]) -> dict[str, str]:
     """The text inside each arbiter tag; the last top-level occurrence wins."""
-    tags = [m for m in _TAG_PATTERN.finditer(text) if _tag_name(m) in ARBITER_KEYS]
+    tags = _tags(text, _ARBITER_TAG_PATTERN)
     values: dict[str, str] = {}
     for key in ARBITER_KEYS:
         regions = _tag_regions(text, tags, key, warnings)
         if len(regions) > 1:
             warnings.append(f"{len(regions)} {key} values; the last was used")
         if regions:
-            values[key] = _unwrap(regions[-1], key)
+            values[key] = _unwrap(text[regions[-1][0] : regions[-1][1]], key)
     return values
 
 
 def _tag_regions(
-    text: str, tags: list[re.Match], key: str, warnings: list[str]
-) -> list[str]:
+    text: str, tags: list[_Tag], key: str, warnings: list[str]
+) -> list[tuple[int, int]]:
+    """The (start, end) of each top-level value of ``key``."""
     regions = []
-    start = depth = 0
+    start = depth = unopened = 0
     previous_end = 0  # end of the latest top-level arbiter tag of any key
-    for match in tags:
-        if _tag_name(match) != key:
+    for tag in tags:
+        if tag.name != key:
             if depth == 0:
-                previous_end = match.end()
+                previous_end = tag.end
             continue
-        closing, self_closing = bool(match.group(1)), bool(match.group(4))
-        if depth == 0 and self_closing:
-            regions.append("")
-        elif depth == 0 and closing:
-            warnings.append(f"</{key}> had no opening tag")
-            regions.append(text[previous_end : match.start()])
+        if depth == 0 and tag.self_closing:
+            regions.append((tag.end, tag.end))
+        elif depth == 0 and tag.closing:
+            unopened += 1
+            regions.append((previous_end, tag.start))
         elif depth == 0:
-            start, depth = match.end(), 1
-        elif closing:
+            start, depth = tag.end, 1
+        elif tag.closing:
             depth -= 1
             if depth == 0:
-                regions.append(text[start : match.start()])
-        elif not self_closing:
+                regions.append((start, tag.start))
+        elif not tag.self_closing:
             depth += 1
-        previous_end = match.end()
+        previous_end = tag.end
+    if unopened:
+        warnings.append(f"</{key}> had no opening tag")
 
     if depth:
         # A missing closing tag: the value runs to the next key's tag or the end.
         end = next(
             (
-                match.start()
-                for match in tags
-                if match.start() >= start
-                and not match.group(1)
-                and _tag_name(match) != key
+                tag.start
+                for tag in tags
+                if tag.start >= start and not tag.closing and tag.name != key
             ),
             len(text),
         )
         warnings.append(f"<{key}> had no closing tag")
-        regions.append(text[start:end])
+        regions.append((start, end))
     return regions
 
 
@@ -669,7 +700,7 @@ def _json_list(value: Any) -> Any:
     if isinstance(value, str) and value.strip().startswith("["):
         try:
             return json.loads(value.strip())
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return value
 
