@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -129,6 +130,38 @@ def insert_sql(table: str, columns: tuple[str, ...]) -> str:
     column_list = ", ".join(f"[{column}]" for column in columns)
     placeholders = ", ".join("?" for _ in columns)
     return f"insert into [{table}] ({column_list}) values ({placeholders})"
+
+
+# Time filters -----------------------------------------------------------------
+
+
+def normalize_since(text: str) -> str:
+    """``text`` (an ISO 8601 date or date and time) in the stored timestamp form.
+
+    Stored timestamps look like ``2025-11-01T12:00:00.000+00:00`` and are
+    compared as text, so every ``since`` must be turned into that exact form
+    first: a date means its midnight, a time without an offset is UTC, and a
+    trailing ``Z`` or offset is converted to UTC. Raises ``ValueError`` with a
+    sentence for anything else.
+    """
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.astimezone(timezone.utc)
+        # Stored times have milliseconds: round a finer time up, so that
+        # nothing earlier than it can compare as later.
+        if moment.microsecond % 1000:
+            moment += timedelta(microseconds=1000 - moment.microsecond % 1000)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 date or date and time; use a form "
+            "such as 2025-11-01, 2025-11-01T12:00:00 or 2025-11-01T12:00:00Z."
+        ) from None
+    return moment.isoformat(timespec="milliseconds")
 
 
 # Leaderboard ----------------------------------------------------------------
@@ -338,7 +371,15 @@ select
   runs.prompt as prompt,
   runs.synthesis as chosen,
   evaluations.analysis as analysis,
-  evaluations.evaluated_models as models_evaluated,
+  -- The members whose answers the arbiter saw (a failed call is not one).
+  coalesce(
+    (select nullif(json_group_array(member.model), '[]')
+     from model_performance as member
+     where member.consortium_id = runs.consortium_id
+       and member.evaluation_id = evaluations.id
+       and member.error is null),
+    evaluations.evaluated_models
+  ) as models_evaluated,
   runs.final_confidence as arbiter_confidence
 from runs
 join evaluations on evaluations.id = (
