@@ -1,11 +1,13 @@
 """An arbiter that needs no model: the answer the others agree with most wins.
 
 Similarity is the cosine between two texts' counts of words and of adjacent word
-pairs, after lowercasing and dropping punctuation. Counts rather than sets (as
-Jaccard would use) keep a long answer that repeats a point from looking unlike a
-short one; the word pairs add a little word order, so "not good, bad" and "bad,
-not good" differ. It is symmetric, in [0, 1], and 1.0 for texts with the same
-words in the same order.
+pairs, after lowercasing and dropping punctuation. Unlike a Jaccard index of word
+sets, it weighs the words an answer stresses, and it is gentler on length: a
+short answer whose words all recur in a long one scores about the square root of
+what Jaccard would give, so a terse correct answer is not cast as a dissenter.
+The word pairs add a little word order ("not good, bad" and "bad, not good"
+differ). It is symmetric, in [0, 1], and 1.0 for texts with the same words in
+the same order.
 
 :func:`judge_by_consensus` returns a decision with the keys of an arbiter's:
 
@@ -108,6 +110,9 @@ def judge_by_consensus(answers: Sequence[tuple[str, str]]) -> dict:
 
     if not others:
         analysis = "1 answer; nothing to compare it with."
+        dissent = None
+    elif min(pair_similarity.values()) == 1.0:
+        analysis = f"{len(labels)} answers, all saying the same thing."
         dissent = None
     else:
         mean_pairwise = sum(pair_similarity.values()) / len(pair_similarity)
