@@ -12,7 +12,8 @@ can be read several ways, it decides as follows:
   keys (the whole reply, a code fence, or an object inside text), then tags,
   then ``Key: value`` lines (only when the reply has neither JSON nor tags).
 - ``<thinking>``/``<think>`` blocks are dropped, as is everything before a
-  ``</think>`` that was never opened. ``<answer label=...>``, ``<question>`` and
+  ``</think>`` that was never opened; an opening tag that is never closed is
+  ignored and the text after it kept. ``<answer label=...>``, ``<question>`` and
   ``<previous_synthesis>`` blocks are dropped too: they belong to the prompt,
   so a model that echoes its prompt does not produce a decision.
 - A key that appears several times: the last occurrence wins (a warning says
@@ -102,7 +103,8 @@ _SECTION_PATTERN = re.compile(
     r"\s*(?:[-*\u2022]\s+)?(?:#{1,6}\s*)?(?:\*\*|__)?\s*\"?"
     r"(synthesis|confidence|analysis|dissent|needs[ _-]?iteration"
     r"|refinement[ _-]?areas|ranking)"
-    r"\"?\s*(?:\*\*|__)?\s*(?:[:=\uff1a]\s*(?:\*\*|__)?|$)(.*)",
+    r"(?:[ _-](?:level|score))?\"?\s*(?:\*\*|__)?"
+    r"\s*(?:[:=\uff1a]\s*(?:\*\*|__)?|$)(.*)",
     re.IGNORECASE,
 )
 _NUMBER_PATTERN = re.compile(
@@ -673,6 +675,8 @@ def _scale_confidence(
 ) -> tuple[float | None, str]:
     if not math.isfinite(number) or number < 0 or number > 100:
         return None, f"its confidence {_preview(shown)} is not between 0 and 1"
+    # Limitation: a bare number above 1 is read as a percentage, so "8" meant on
+    # a 0-10 scale becomes 0.08; only "8/10" says which scale was meant.
     if number > 1:
         warnings.append(f"confidence {shown} read as {number / 100:g}")
         return number / 100, ""

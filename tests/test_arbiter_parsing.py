@@ -72,6 +72,7 @@ CORPUS = [
     ("fraction", tagged("17/20"), usable(0.85)),
     ("out-of-words", tagged("85 out of 100"), usable(0.85)),
     ("one", tagged("1"), usable(1.0)),
+    ("just-above-one-is-a-percentage", tagged("1.5"), usable(0.015)),
     ("zero", tagged("0"), usable(0.0)),
     ("exponent", tagged("1e-1"), usable(0.1)),
     ("leading-dot", tagged(".75"), usable(0.75)),
@@ -348,6 +349,16 @@ CORPUS = [
         "markdown-headings",
         "## Synthesis\nLine one.\nLine two.\n\n## **Confidence**\n0.75\n",
         usable(0.75, synthesis="Line one.\nLine two."),
+    ),
+    (
+        "confidence-level-line",
+        "Synthesis: S\nConfidence level: 0.65",
+        usable(0.65, synthesis="S"),
+    ),
+    (
+        "broken-json-lines",
+        '{\n"synthesis": "S",\n"confidence": 0.55,\n"ranking": ["B"],,\n}',
+        usable(0.55, synthesis="S", ranking=["B"]),
     ),
     (
         "bold-labels",
