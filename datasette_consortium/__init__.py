@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import markupsafe
 from datasette import hookimpl
 
-from . import compat
+from . import compat, runs_table
 from .canned import CANNED_QUERIES
 from .middleware import check_canned_parameters
 from .renderer import render_jsonl
@@ -49,13 +49,28 @@ def canned_queries(datasette: Datasette, database: str) -> Any:
 
 @hookimpl
 def startup(datasette: Datasette) -> Any:
-    if not compat.DATASETTE_1:
-        return None
-
     async def inner() -> None:
         for database in list(datasette.databases):
-            if await is_consortium_database(datasette, database):
+            found = await is_consortium_database(datasette, database)
+            if found and compat.DATASETTE_1:
                 await compat.add_canned_queries(datasette, database, CANNED_QUERIES)
+
+    return inner
+
+
+@hookimpl
+def prepare_jinja2_environment(env: Any, datasette: Datasette) -> None:
+    runs_table.install(env, datasette)
+
+
+@hookimpl
+def extra_template_vars(database: str | None, datasette: Datasette) -> Any:
+    async def inner() -> dict[str, Any]:
+        # Learn whether this is a consortium database before the page is drawn,
+        # so the runs table template can tell without a query of its own.
+        if database:
+            await is_consortium_database(datasette, database)
+        return {}
 
     return inner
 

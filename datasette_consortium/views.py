@@ -53,6 +53,11 @@ async def is_consortium_database(datasette: Datasette, database: str) -> bool:
     return False
 
 
+def known_consortium_database(datasette: Datasette, database: str) -> bool:
+    """Whether ``is_consortium_database`` has already said yes (no query)."""
+    return database in _consortium_databases.get(datasette, ())
+
+
 def run_path(datasette: Datasette, database: str, consortium_id: str) -> str:
     """The URL path of a run's page (add ``.json`` for its JSON)."""
     quoted = urllib.parse.quote(str(consortium_id), safe="")

@@ -23,6 +23,7 @@ import scripted_model
 from click.testing import CliRunner
 from datasette.app import Datasette
 
+from datasette_consortium.compat import DATASETTE_1
 from recorder import create_consortium
 from recorder.evaluation_store import EvaluationStore
 
@@ -233,14 +234,26 @@ def recorder_export_lines(
 
 
 async def datasette_for(
-    path: pathlib.Path, *, metadata: dict[str, Any] | None = None, **settings: Any
+    *paths: pathlib.Path, metadata: dict[str, Any] | None = None, **settings: Any
 ) -> Datasette:
+    """A started Datasette serving ``paths`` with this plugin loaded."""
     kwargs: dict[str, Any] = {}
     if metadata is not None:
         kwargs["metadata"] = metadata
     if settings:
         kwargs["settings"] = settings
-    datasette = Datasette([str(path)], **kwargs)
+    datasette = Datasette([str(path) for path in paths], **kwargs)
+    await datasette.invoke_startup()
+    return datasette
+
+
+async def restricted_datasette(path: pathlib.Path) -> Datasette:
+    """A Datasette where only the actor ``{"id": "root"}`` may see the store."""
+    rules = {"databases": {path.stem: {"allow": {"id": "root"}}}}
+    if DATASETTE_1:
+        datasette = Datasette([str(path)], config=rules)
+    else:
+        datasette = Datasette([str(path)], metadata=rules)
     await datasette.invoke_startup()
     return datasette
 
