@@ -8,12 +8,14 @@ Text a model or a user wrote is escaped before it reaches a terminal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
 import re
 import shutil
 import sqlite3
+import sys
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -353,9 +355,9 @@ def _model_list(models: Any) -> str:
 LEADERBOARD_TABLE = [
     Column("model", "Model", min_width=12),
     Column("evaluations", "Evaluations", _integer),
-    Column("avg_confidence", "Avg Confidence", _number(3)),
-    Column("avg_tokens", "Avg Tokens", _number(0)),
-    Column("chosen_rate", "Chosen", _percent),
+    Column("avg_confidence", "Avg Confidence", _number(3), drop_order=6),
+    Column("avg_tokens", "Avg Tokens", _number(0), drop_order=5),
+    Column("chosen_rate", "Chosen", _percent, drop_order=7),
     Column("avg_normalized_rank", "Avg Rank", _number(3), drop_order=3),
     Column("avg_duration_ms", "Avg ms", _milliseconds, drop_order=2),
     Column("p95_duration_ms", "p95 ms", _milliseconds, drop_order=1),
@@ -434,8 +436,12 @@ def leaderboard(
         return
     if as_json:
         return
-    title = f"MODEL PERFORMANCE LEADERBOARD (by {sort})"
-    _echo_table(title, LEADERBOARD_TABLE, entries)
+    # The column the rows are sorted by is never hidden.
+    columns = [
+        dataclasses.replace(column, drop_order=None) if column.key == sort else column
+        for column in LEADERBOARD_TABLE
+    ]
+    _echo_table(f"MODEL PERFORMANCE LEADERBOARD (by {sort})", columns, entries)
 
 
 def _describe_filters(
@@ -587,6 +593,23 @@ def _decision_node(evaluation: dict[str, Any]) -> Node:
     return Node(heading, children)
 
 
+def _in_label_order(iteration: dict[str, Any]) -> list[dict[str, Any]]:
+    """Members by label (A, B, ..., Z, AA), each one's retries in order; then
+    the arbiter. Members run in parallel, so their start times are no order."""
+
+    def key(call: dict[str, Any]) -> tuple[Any, ...]:
+        label = call.get("label") or ""
+        return (
+            call["role"] != "member",
+            len(label),
+            label,
+            call.get("attempt") or 1,
+            call.get("started_at") or "",
+        )
+
+    return sorted(iteration["model_calls"], key=key)
+
+
 def run_info_tree(tree: dict[str, Any]) -> Node:
     """The record of one run (``queries.run_tree``) as a :class:`Node` tree."""
     run = tree["run"]
@@ -609,7 +632,7 @@ def run_info_tree(tree: dict[str, Any]) -> Node:
     if run.get("error"):
         details.append(Node(f"Error: {printable(run['error'])}", []))
     for iteration in tree["iterations"]:
-        children = [_call_node(call) for call in iteration["model_calls"]]
+        children = [_call_node(call) for call in _in_label_order(iteration)]
         if iteration["evaluation"] is not None:
             children.append(_decision_node(iteration["evaluation"]))
         details.append(Node(f"Iteration {iteration['iteration_id']}", children))
@@ -658,11 +681,24 @@ def run_info(consortium_id: str, as_json: bool, db_path: str | None) -> None:
 # export-training -------------------------------------------------------------
 
 
+class _TextAsBytes:
+    """A text stream with no byte buffer, written to as if it had one."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self.stream.write(data.decode("utf-8"))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 @contextmanager
 def _output_file(output: str) -> Iterator[IO[bytes]]:
     """Open OUTPUT for writing; a regular file appears only once it is complete."""
     if output == "-":
-        yield click.get_binary_stream("stdout")
+        yield getattr(sys.stdout, "buffer", None) or _TextAsBytes(sys.stdout)
         return
     path = pathlib.Path(output)
     if path.exists() and not path.is_file():
