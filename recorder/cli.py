@@ -156,6 +156,7 @@ def run(
             db_path=db_path or default_db_path(),
             timeout=timeout,
             retries=retries,
+            concurrency=concurrency,
         )
     except (ConsortiumError, StoreError) as error:
         raise click.ClickException(str(error)) from None

@@ -286,8 +286,8 @@ class EvaluationStore:
             "output_tokens": output_tokens,
         }
         assignments = ", ".join(f"{column} = :{column}" for column in values)
-        with self._write() as conn:
-            conn.execute(
+        with self._lock:
+            self.conn.execute(
                 f"update runs set {assignments} where consortium_id = :consortium_id",
                 {**values, "consortium_id": consortium_id},
             )
@@ -469,8 +469,9 @@ class EvaluationStore:
                 return cursor.rowcount
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
-        with self._write() as conn:
-            self._insert_row(conn, table, row)
+        # One statement is its own transaction: no BEGIN/COMMIT round trips.
+        with self._lock:
+            self._insert_row(self.conn, table, row)
 
     @staticmethod
     def _insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:

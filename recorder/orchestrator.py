@@ -85,7 +85,9 @@ class Consortium:
     """Several models answering one prompt, judged by an arbiter.
 
     Create it with :func:`recorder.create_consortium`; call :meth:`orchestrate`
-    once per prompt. Safe to use from several threads at once.
+    once per prompt. Safe to use from several threads at once; ``concurrency``
+    says how many runs will be under way at once, so that every member of
+    every run gets a thread of its own.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Consortium:
         timeout: float | None = None,
         retries: int = 2,
         backoff_seconds: float = 0.5,
+        concurrency: int = 1,
     ) -> None:
         self.member_models = [
             m if isinstance(m, MemberModel) else parse_model_spec(m) for m in models
@@ -127,6 +130,8 @@ class Consortium:
             raise ConsortiumError("The timeout must be a positive number of seconds.")
         if retries < 0:
             raise ConsortiumError("Retries cannot be negative.")
+        if concurrency < 1:
+            raise ConsortiumError("Concurrency must be at least 1.")
 
         self.judging_method = judging_method
         if judging_method == "consensus":
@@ -145,6 +150,12 @@ class Consortium:
         self.max_iterations = max_iterations
         self.system = system
         self.store = store if store is not None else EvaluationStore(db_path)
+        # One pool for the consortium's lifetime: starting threads for every
+        # iteration costs more than a zero-latency model call.
+        self.member_pool = ThreadPoolExecutor(
+            max_workers=len(self.members) * max(1, concurrency),
+            thread_name_prefix="consortium-member",
+        )
         self.active_runs: set[str] = set()
         self._active_lock = threading.Lock()
         self.logger = StructuredLogger("recorder.orchestrator")
@@ -306,17 +317,17 @@ class _Run:
     def _ask_members(self, prompt: str) -> list[dict[str, Any]]:
         members = self.consortium.members
         labels = arbiter_module.answer_labels(len(members))
-        pool = ThreadPoolExecutor(max_workers=len(members))
+        pool = self.consortium.member_pool
+        tasks = [
+            pool.submit(run_in_context(self._ask_member), member, label, prompt)
+            for member, label in zip(members, labels)
+        ]
         try:
-            tasks = [
-                pool.submit(run_in_context(self._ask_member), member, label, prompt)
-                for member, label in zip(members, labels)
-            ]
             return [task.result() for task in tasks]
-        finally:
-            # Never wait here for a member that hangs: on Ctrl-C the caller
-            # must get control back at once.
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
 
     def _ask_member(self, member: _Member, label: str, prompt: str) -> dict[str, Any]:
         result = self.consortium.proxy.call(

@@ -22,12 +22,14 @@ SECRET_VARIABLE_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_KEY")
 MINIMUM_SECRET_LENGTH = 8
 REFRESH_SECONDS = 5.0
 
-SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|auth)=)[^&\s\"']+"),
-    re.compile(r"(?i)((?:x-)?api[_-]?key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"()\bsk-[A-Za-z0-9_-]{16,}"),
-]
+SECRET_PATTERN = re.compile(
+    r"(?i)(bearer\s+|[?&](?:api[_-]?key|key|token|access_token|auth)="
+    r"|(?:x-)?api[_-]?key[\"']?\s*[:=]\s*[\"']?|\bsk-)"
+    r"[A-Za-z0-9._~+/=%-]{8,}"
+)
+# Text without any of these cannot match SECRET_PATTERN, and most log lines
+# have none of them: checking first keeps redaction off the hot path.
+SECRET_MARKERS = ("bearer", "key", "token=", "auth=", "sk-")
 
 
 class _SecretCache:
@@ -77,9 +79,15 @@ def redact(text: str | None) -> str | None:
     for secret in _cache.secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)
-    for pattern in SECRET_PATTERNS:
-        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+    lowered = text.lower()
+    if any(marker in lowered for marker in SECRET_MARKERS):
+        text = SECRET_PATTERN.sub(_redact_match, text)
     return text
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    prefix = match.group(1)
+    return REDACTED if prefix.lower() == "sk-" else prefix + REDACTED
 
 
 def forget_cached_secrets() -> None:
