@@ -91,9 +91,11 @@ def bench_overhead(folder: pathlib.Path, calls: int, profile: bool) -> None:
         stats.sort_stats("tottime").print_stats(12)
 
 
-def bench_parallel(folder: pathlib.Path, repetitions: int = 5) -> None:
+def iteration_times(
+    folder: pathlib.Path, members: str, repetitions: int
+) -> list[float]:
     consortium = create_consortium(
-        ["bench-member-200ms:8"],
+        [members],
         arbiter="bench-arbiter-50ms",
         max_iterations=1,
         db_path=str(folder / "parallel.db"),
@@ -105,11 +107,21 @@ def bench_parallel(folder: pathlib.Path, repetitions: int = 5) -> None:
         result = consortium.orchestrate("How do parallel members behave?")
         times.append((time.perf_counter() - start) * 1000)
         assert result["status"] == "completed", result["error"]
+    return times
+
+
+def bench_parallel(folder: pathlib.Path, repetitions: int = 7) -> None:
+    one = statistics.median(iteration_times(folder, "bench-member-200ms", repetitions))
+    times = iteration_times(folder, "bench-member-200ms:8", repetitions)
     best, median = min(times), statistics.median(times)
     print("2. One iteration: 8 members of 200 ms + a 50 ms arbiter")
     print(
         f"   wall time median {median:.1f} ms, best {best:.1f} ms; ideal 250 ms; "
         f"ratio {median / 250:.3f} (target <= 1.15)"
+    )
+    print(
+        f"   one member instead of 8: median {one:.1f} ms; 8 members take "
+        f"{median / one:.2f} x as long (8 x if they ran one after another)"
     )
 
 
