@@ -157,6 +157,7 @@ class Consortium:
             thread_name_prefix="consortium-member",
         )
         self.active_runs: set[str] = set()
+        self.interrupted = False
         self._active_lock = threading.Lock()
         self.logger = StructuredLogger("recorder.orchestrator")
         self.proxy = RecordingProxy(
@@ -168,8 +169,12 @@ class Consortium:
         )
 
     def interrupt_active_runs(self, reason: str = "Interrupted by the user.") -> int:
-        """Mark every run still under way as ``interrupted``; return how many."""
+        """Mark every run under way as ``interrupted`` and start no new ones.
+
+        Returns how many runs were under way.
+        """
         with self._active_lock:
+            self.interrupted = True
             active = sorted(self.active_runs)
             self.active_runs.clear()
         for consortium_id in active:
@@ -210,17 +215,27 @@ class _Run:
 
     def execute(self) -> dict[str, Any]:
         consortium = self.consortium
+        # The run's row is written under the lock, so an interruption either
+        # finds the run among the active ones or keeps it from starting.
         with consortium._active_lock:
+            if consortium.interrupted:
+                raise ConsortiumError("The consortium was interrupted.")
             consortium.active_runs.add(self.context.consortium_id)
+            self._record_start()
+        interrupted = False
         try:
             return self._execute()
+        except KeyboardInterrupt:
+            # Left among the active runs, so interrupt_active_runs counts it.
+            interrupted = True
+            raise
         finally:
-            with consortium._active_lock:
-                consortium.active_runs.discard(self.context.consortium_id)
+            if not interrupted:
+                with consortium._active_lock:
+                    consortium.active_runs.discard(self.context.consortium_id)
 
-    def _execute(self) -> dict[str, Any]:
+    def _record_start(self) -> None:
         consortium = self.consortium
-        start = time.perf_counter()
         self.store.start_run(
             consortium_id=self.context.consortium_id,
             trace_id=self.context.trace_id,
@@ -233,6 +248,10 @@ class _Run:
             min_iterations=consortium.min_iterations,
             max_iterations=consortium.max_iterations,
         )
+
+    def _execute(self) -> dict[str, Any]:
+        consortium = self.consortium
+        start = time.perf_counter()
         self.logger.info(
             f"Consortium started with {len(consortium.members)} members",
             event_type="consortium_start",
