@@ -409,7 +409,7 @@ class EvaluationStore:
             rows = [
                 _performance_row(
                     member,
-                    position=position,
+                    judged=error is None,
                     ranked_count=sum(m.get("rank") is not None for m in members),
                     evaluation_id=evaluation_id,
                     consortium_id=consortium_id,
@@ -418,7 +418,7 @@ class EvaluationStore:
                     model_tokens=model_tokens or {},
                     timestamp=timestamp,
                 )
-                for position, member in enumerate(members)
+                for member in members
             ]
             for row in rows:
                 self._insert_row(conn, "model_performance", row)
@@ -600,7 +600,7 @@ def _is_call_usage(token_usage: dict[str, Any] | None) -> bool:
 def _performance_row(
     member: dict[str, Any],
     *,
-    position: int,
+    judged: bool,
     ranked_count: int,
     evaluation_id: int,
     consortium_id: str,
@@ -636,7 +636,8 @@ def _performance_row(
         "duration_ms": member.get("duration_ms"),
         "rank": rank,
         "normalized_rank": normalized_rank,
-        "chosen": int(bool(member.get("chosen", rank == 1))),
+        # A failed evaluation judged nobody: neither chosen nor passed over.
+        "chosen": int(bool(member.get("chosen", rank == 1))) if judged else None,
         "error": error,
         "timestamp": timestamp,
     }

@@ -502,3 +502,21 @@ def test_no_prompt_at_all():
     result = invoke("run", "-m", "scripted-member", input="\n\n")
     assert result.exit_code == 2
     assert "No prompts on stdin" in result.stderr
+
+
+def test_failed_evaluation_chooses_nobody(db_path, add_scripted_model):
+    add_scripted_model("babbling-arbiter", reply="No idea.")
+    invoke(
+        "run",
+        "-m",
+        "scripted-member:2",
+        "--arbiter",
+        "babbling-arbiter",
+        "--db",
+        str(db_path),
+        "Judge",
+    )
+    performance = rows(
+        db_path, "select chosen, rank, confidence from model_performance"
+    )
+    assert performance == [{"chosen": None, "rank": None, "confidence": None}] * 2
