@@ -16,7 +16,7 @@ from . import arbiter as arbiter_module
 from .consensus import CONSENSUS_ARBITER, judge_by_consensus
 from .evaluation_store import EvaluationStore
 from .logger import StructuredLogger, preview
-from .proxy import CallResult, RecordingProxy
+from .proxy import CallResult, RecordingProxy, describe_error
 from .tracing import (
     TracingContext,
     consortium_context,
@@ -272,7 +272,8 @@ class _Run:
             )
             raise
         except Exception as raised:  # recorded, then reported as a failed run
-            status, error = "failed", f"{type(raised).__name__}: {raised}"
+            # describe_error redacts: the message may echo an API key.
+            status, error = "failed", describe_error(raised)
         return self._finish(status, error, start)
 
     def _iterate(self) -> str | None:
