@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .evaluation_store import StoreError, default_db_path
+from .evaluation_store import StoreError, default_db_path, valid_text
 from .logger import log_to_stderr, reconfigure_logging
 from .orchestrator import JUDGING_METHODS, Consortium, ConsortiumError
 from .tracing import consortium_context, run_in_context
@@ -152,7 +152,7 @@ def run(
             confidence_threshold=confidence_threshold,
             min_iterations=min_iterations,
             max_iterations=max_iterations,
-            system=system,
+            system=None if system is None else valid_text(system),
             db_path=db_path or default_db_path(),
             timeout=timeout,
             retries=retries,
@@ -188,15 +188,24 @@ def _prompts(prompt: str | None) -> list[str]:
     if prompt is not None:
         if not prompt.strip():
             raise click.UsageError("The prompt is empty.")
-        return [prompt]
+        return [valid_text(prompt)]
     if sys.stdin is None or sys.stdin.isatty():
         raise click.UsageError(
             "No prompt given: pass PROMPT, or pipe prompts on stdin, one per line."
         )
-    prompts = [line.strip() for line in sys.stdin if line.strip()]
+    prompts = [valid_text(line.strip()) for line in _stdin_lines() if line.strip()]
     if not prompts:
         raise click.UsageError("No prompts on stdin (every line was empty).")
     return prompts
+
+
+def _stdin_lines() -> list[str]:
+    """Stdin's lines; bytes that are not in its encoding become U+FFFD."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        return sys.stdin.read().split("\n")
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
+    return stream.read().decode(encoding, "replace").split("\n")
 
 
 def _run_one(consortium: Consortium, prompt: str, trace: bool) -> dict[str, Any]:

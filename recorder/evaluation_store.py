@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import socket
 import sqlite3
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import queries
+from . import queries, rollups
 
 DEFAULT_DB_PATH = pathlib.Path("~/.llm_consortium/evaluations.db")
 DB_ENVIRONMENT_VARIABLE = "LLM_CONSORTIUM_DB"
@@ -62,9 +63,23 @@ def _m002_create_indexes(db: sqlite_utils.Database) -> None:
         db[table].create_index(columns, if_not_exists=True)
 
 
+def _m003_create_daily_rollups(db: sqlite_utils.Database) -> None:
+    _ensure_table(db, "model_performance", queries.MODEL_PERFORMANCE_COLUMNS, pk="id")
+    # The leaderboard no longer reads latencies in this order, and SQLite
+    # would otherwise pick this index for a slow, random-access group by.
+    db.conn.execute("drop index if exists idx_model_performance_model_duration_ms")
+    rollups.create_rollups(db.conn)
+    db["model_performance"].create_index(
+        ["model", "duration_bucket_ms", "duration_ms", "timestamp"],
+        index_name="idx_model_performance_latency",
+        if_not_exists=True,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_create_tables", _m001_create_tables),
     ("m002_create_indexes", _m002_create_indexes),
+    ("m003_create_daily_rollups", _m003_create_daily_rollups),
 ]
 
 
@@ -79,6 +94,39 @@ def _ensure_table(
     for column, column_type in columns.items():
         if column not in existing:
             table.add_column(column, column_type)
+
+
+# Surrogates that ``surrogateescape`` did not make: half pairs and the like.
+_UNPAIRED_SURROGATES = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` as valid UTF-8: every byte that was not UTF-8 becomes U+FFFD.
+
+    Python keeps undecodable input (a prompt from a non-UTF-8 terminal, a file
+    read with ``surrogateescape``) as lone surrogates, which SQLite cannot
+    store; valid text is returned unchanged.
+    """
+    text = _UNPAIRED_SURROGATES.sub("\ufffd", text)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _storable(value: Any) -> Any:
+    return valid_text(value) if isinstance(value, str) else value
+
+
+def _execute(
+    conn: sqlite3.Connection, sql: str, parameters: dict[str, Any] | Sequence[Any]
+) -> sqlite3.Cursor:
+    """Run one write; text that cannot be encoded is stored repaired, not refused."""
+    try:
+        return conn.execute(sql, parameters)
+    except UnicodeEncodeError:
+        if isinstance(parameters, dict):
+            return conn.execute(
+                sql, {key: _storable(value) for key, value in parameters.items()}
+            )
+        return conn.execute(sql, [_storable(value) for value in parameters])
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -287,7 +335,8 @@ class EvaluationStore:
         }
         assignments = ", ".join(f"{column} = :{column}" for column in values)
         with self._lock:
-            self.conn.execute(
+            _execute(
+                self.conn,
                 f"update runs set {assignments} where consortium_id = :consortium_id",
                 {**values, "consortium_id": consortium_id},
             )
@@ -476,7 +525,7 @@ class EvaluationStore:
     @staticmethod
     def _insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
         sql = queries.insert_sql(table, tuple(row))
-        cursor = conn.execute(sql, tuple(row.values()))
+        cursor = _execute(conn, sql, tuple(row.values()))
         return cursor.lastrowid or 0
 
     # Reads ---------------------------------------------------------------
@@ -640,4 +689,5 @@ def _performance_row(
         "chosen": int(bool(member.get("chosen", rank == 1))) if judged else None,
         "error": error,
         "timestamp": timestamp,
+        "duration_bucket_ms": rollups.duration_bucket(member.get("duration_ms")),
     }

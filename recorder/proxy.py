@@ -15,7 +15,7 @@ from typing import Any
 
 import llm
 
-from .evaluation_store import EvaluationStore, utc_now
+from .evaluation_store import EvaluationStore, utc_now, valid_text
 from .logger import StructuredLogger
 from .redaction import redact
 from .tracing import (
@@ -208,7 +208,8 @@ class RecordingProxy:
             if schema is not None:
                 options["schema"] = schema
             response = model.prompt(prompt, stream=False, **options)
-            text = response.text()
+            # A plugin may hand back undecodable bytes as lone surrogates.
+            text = valid_text(response.text())
             usage = response.usage()
             return text, usage.input, usage.output
 
