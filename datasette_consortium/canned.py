@@ -12,7 +12,6 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from recorder import queries
 from recorder.evaluation_store import RUN_STATUSES
@@ -105,20 +104,18 @@ class InvalidParameter(ValueError):
     """A canned query parameter that cannot be used; the message is a sentence."""
 
 
-def _check_since(value: str) -> None:
-    text = value
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+def _check_since(value: str) -> str:
+    # The CLI's own normalization, so both compare with the same timestamp.
     try:
-        datetime.fromisoformat(text)
+        return queries.normalize_since(value)
     except ValueError:
         raise InvalidParameter(
-            f"since must be an ISO 8601 date or time such as 2025-11-01 or "
-            f"2025-11-01T09:30:00, not {value!r}."
+            f"since must be an ISO 8601 date or time such as 2025-11-01, "
+            f"2025-11-01T09:30:00 or 2025-11-01T09:30:00Z, not {value!r}."
         ) from None
 
 
-def _check_min_confidence(value: str) -> None:
+def _check_min_confidence(value: str) -> str:
     try:
         number = float(value)
     except ValueError:
@@ -127,9 +124,10 @@ def _check_min_confidence(value: str) -> None:
         raise InvalidParameter(
             f"min_confidence must be a number from 0 to 1 such as 0.8, not {value!r}."
         )
+    return value
 
 
-def _check_models(value: str) -> None:
+def _check_models(value: str) -> str:
     try:
         models = json.loads(value)
     except ValueError:
@@ -139,23 +137,26 @@ def _check_models(value: str) -> None:
             'models must be a JSON list of model names such as ["gpt-4o", "k2"], '
             f"not {value!r}."
         )
+    return value
 
 
-def _check_status(value: str) -> None:
+def _check_status(value: str) -> str:
     if value not in RUN_STATUSES:
         raise InvalidParameter(
             f"status must be one of {', '.join(RUN_STATUSES)}, not {value!r}."
         )
+    return value
 
 
-def _check_limit(value: str) -> None:
+def _check_limit(value: str) -> str:
     if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
         raise InvalidParameter(
             f"limit must be a whole number of rows, 1 or more, not {value!r}."
         )
+    return value
 
 
-PARAMETER_CHECKS: dict[str, Callable[[str], None]] = {
+PARAMETER_CHECKS: dict[str, Callable[[str], str]] = {
     "since": _check_since,
     "min_confidence": _check_min_confidence,
     "models": _check_models,
@@ -164,15 +165,19 @@ PARAMETER_CHECKS: dict[str, Callable[[str], None]] = {
 }
 
 
-def check_parameters(query_name: str, arguments: Mapping[str, str]) -> None:
-    """Raise :class:`InvalidParameter` if a non-blank parameter is malformed.
+def check_parameters(query_name: str, arguments: Mapping[str, str]) -> dict[str, str]:
+    """The query's non-blank parameters, checked and in the form the SQL needs.
 
-    Blank parameters mean "no filter" and always pass.
+    Blank parameters mean "no filter" and always pass. ``since`` is turned
+    into the stored timestamp form, as the CLI does. Raises
+    :class:`InvalidParameter` for a malformed one.
     """
+    checked = {}
     for parameter in CANNED_QUERIES[query_name].parameters:
         value = arguments.get(parameter) or ""
         if value.strip():
-            PARAMETER_CHECKS[parameter](value)
+            checked[parameter] = PARAMETER_CHECKS[parameter](value)
+    return checked
 
 
 _QUERY_PATH = re.compile(

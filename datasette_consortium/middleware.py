@@ -2,7 +2,9 @@
 
 Datasette would run ``since=yesterday`` and return nothing, or turn a bad
 ``models`` list into an SQL error. This wrapper answers such requests with a
-400 and a sentence saying what a good value looks like.
+400 and a sentence saying what a good value looks like, and hands the query
+``since`` in the stored timestamp form, as the CLI does (so
+``since=2025-11-01T02:00+02:00`` means midnight UTC in both).
 """
 
 from __future__ import annotations
@@ -27,39 +29,43 @@ App = Callable[[Scope, Any, Any], Awaitable[None]]
 def check_canned_parameters(app: App, datasette: Datasette) -> App:
     async def checked(scope: Scope, receive: Any, send: Any) -> None:
         if scope.get("type") == "http":
-            response = await _rejection(datasette, scope, receive)
-            if response is not None:
-                await response.asgi_send(send)
+            outcome = await _check(datasette, scope, receive)
+            if isinstance(outcome, Response):
+                await outcome.asgi_send(send)
                 return
+            scope = outcome
         await app(scope, receive, send)
 
     return checked
 
 
-async def _rejection(
-    datasette: Datasette, scope: Scope, receive: Any
-) -> Response | None:
+async def _check(datasette: Datasette, scope: Scope, receive: Any) -> Scope | Response:
+    """A 400 for a malformed parameter, else the scope to pass on."""
     found = canned_query_request(scope["path"], datasette.setting("base_url"))
     if found is None:
-        return None
+        return scope
     route, query_name, output_format = found
     try:
         database = datasette.get_database(route=tilde_decode(route)).name
     except KeyError:
-        return None
+        return scope
     if not await is_consortium_database(datasette, database):
-        return None
+        return scope
     query_string = scope.get("query_string", b"").decode("latin-1")
+    pairs = urllib.parse.parse_qsl(query_string, keep_blank_values=True)
     arguments: dict[str, str] = {}
-    for key, value in urllib.parse.parse_qsl(query_string, keep_blank_values=True):
+    for key, value in pairs:
         arguments.setdefault(key, value)
     try:
-        check_parameters(query_name, arguments)
+        checked = check_parameters(query_name, arguments)
     except InvalidParameter as invalid:
         return await _bad_request(
             datasette, scope, receive, str(invalid), output_format
         )
-    return None
+    if all(arguments[key] == value for key, value in checked.items()):
+        return scope
+    pairs = [(key, checked.get(key, value)) for key, value in pairs]
+    return {**scope, "query_string": urllib.parse.urlencode(pairs).encode("latin-1")}
 
 
 async def _bad_request(
