@@ -107,6 +107,7 @@ MODEL_PERFORMANCE_COLUMNS: dict[str, type] = {
     "chosen": int,
     "error": str,
     "timestamp": str,
+    "duration_bucket_ms": float,
 }
 
 INDEXES: list[tuple[str, list[str]]] = [
@@ -120,7 +121,6 @@ INDEXES: list[tuple[str, list[str]]] = [
     ("model_performance", ["consortium_id"]),
     ("model_performance", ["timestamp"]),
     ("model_performance", ["confidence"]),
-    ("model_performance", ["model", "duration_ms"]),
 ]
 
 
@@ -191,39 +191,109 @@ LEADERBOARD_SORTS = {
 }
 DEFAULT_LEADERBOARD_SORT = "chosen_rate"
 
+# The leaderboard reads whole days from the rollup tables that triggers keep
+# (see recorder/rollups.py) and only the first, partial day after :since from
+# model_performance itself, so it costs the same at any size of store.
 _LEADERBOARD_TEMPLATE = """
-with performance as (
-  select * from model_performance
-  where (nullif(:since, '') is null or timestamp >= :since)
-    and (nullif(:models, '') is null
-         or model in (select value from json_each(:models)))
+with period as (
+  select nullif(:since, '') as since, date(nullif(:since, ''), '+1 day') as full_days
+),
+daily as (
+  select
+    stats.model, evaluations, errors, confidence_sum, confidence_count,
+    token_usage_sum, token_usage_count, chosen_sum, chosen_count,
+    normalized_rank_sum, normalized_rank_count, duration_ms_sum, duration_ms_count
+  from model_daily_stats as stats, period
+  where (period.since is null or stats.day >= period.full_days)
+    and {model_filter_stats}
+  union all
+  select
+    performance.model, count(*), total(error is not null),
+    total(confidence), count(confidence), total(token_usage), count(token_usage),
+    total(case when error is null then chosen end),
+    count(case when error is null then chosen end),
+    total(normalized_rank), count(normalized_rank),
+    total(duration_ms), count(duration_ms)
+  from model_performance as performance, period
+  where period.since is not null
+    and performance.timestamp >= period.since
+    and performance.timestamp < period.full_days
+    and {model_filter_performance}
+  group by performance.model
 ),
 summary as (
   select
     model,
-    count(*) as evaluations,
-    round(avg(confidence), 3) as avg_confidence,
-    round(avg(token_usage), 1) as avg_tokens,
-    round(avg(case when error is null then chosen end), 3) as chosen_rate,
-    round(avg(normalized_rank), 3) as avg_normalized_rank,
-    round(avg(duration_ms), 1) as avg_duration_ms,
-    round(avg(error is not null), 3) as error_rate
-  from performance
+    sum(evaluations) as evaluations,
+    round(sum(confidence_sum) / nullif(sum(confidence_count), 0), 3)
+      as avg_confidence,
+    round(sum(token_usage_sum) * 1.0 / nullif(sum(token_usage_count), 0), 1)
+      as avg_tokens,
+    round(sum(chosen_sum) * 1.0 / nullif(sum(chosen_count), 0), 3) as chosen_rate,
+    round(sum(normalized_rank_sum) / nullif(sum(normalized_rank_count), 0), 3)
+      as avg_normalized_rank,
+    round(sum(duration_ms_sum) / nullif(sum(duration_ms_count), 0), 1)
+      as avg_duration_ms,
+    round(sum(errors) * 1.0 / nullif(sum(evaluations), 0), 3) as error_rate
+  from daily
   group by model
+  having sum(evaluations) > 0
 ),
-ranked_latency as (
+latency as (
+  select model, duration_bucket_ms, sum(calls) as calls
+  from (
+    select latency.model, duration_bucket_ms, sum(calls) as calls
+    from model_daily_latency as latency, period
+    where (period.since is null or latency.day >= period.full_days)
+      and {model_filter_latency}
+    group by latency.model, duration_bucket_ms
+    union all
+    select performance.model, duration_bucket_ms, count(*)
+    from model_performance as performance, period
+    where period.since is not null
+      and performance.timestamp >= period.since
+      and performance.timestamp < period.full_days
+      and duration_bucket_ms is not null
+      and {model_filter_performance}
+    group by performance.model, duration_bucket_ms
+  )
+  group by model, duration_bucket_ms
+),
+cumulative as (
   select
-    model, duration_ms,
-    row_number() over (partition by model order by duration_ms) as position,
-    count(*) over (partition by model) as timed
-  from performance
-  where duration_ms is not null
+    model, duration_bucket_ms, calls,
+    sum(calls) over (
+      partition by model order by duration_bucket_ms rows unbounded preceding
+    ) as running,
+    sum(calls) over (partition by model) as total
+  from latency
+),
+p95_bucket as (
+  -- The one bucket where the running count crosses 95%: it holds the
+  -- nearest-rank 95th percentile; "below" counts the answers under it.
+  select model, duration_bucket_ms, running - calls as below, total
+  from cumulative
+  where total > 0 and running >= 0.95 * total and running - calls < 0.95 * total
+),
+in_p95_bucket as (
+  -- Only that bucket's answers are read and sorted to find the exact value.
+  select
+    performance.model, performance.duration_ms,
+    p95_bucket.below + row_number() over (
+      partition by performance.model order by performance.duration_ms
+    ) as position,
+    p95_bucket.total
+  from p95_bucket
+  join model_performance as performance
+    on performance.model = p95_bucket.model
+    and performance.duration_bucket_ms = p95_bucket.duration_bucket_ms,
+    period
+  where period.since is null or performance.timestamp >= period.since
 ),
 p95_latency as (
-  -- Nearest-rank percentile: the smallest latency with 95% at or below it.
   select model, round(min(duration_ms), 1) as p95_duration_ms
-  from ranked_latency
-  where position >= 0.95 * timed
+  from in_p95_bucket
+  where position >= 0.95 * total
   group by model
 )
 select
@@ -233,6 +303,13 @@ from summary left join p95_latency on p95_latency.model = summary.model
 order by {order_by}, summary.model
 {limit}
 """
+
+
+def _model_filter(alias: str) -> str:
+    return (
+        f"(nullif(:models, '') is null "
+        f"or {alias}.model in (select value from json_each(:models)))"
+    )
 
 
 def leaderboard_sql(sort: str = DEFAULT_LEADERBOARD_SORT, limit: bool = True) -> str:
@@ -246,6 +323,9 @@ def leaderboard_sql(sort: str = DEFAULT_LEADERBOARD_SORT, limit: bool = True) ->
             f"Cannot sort by {sort!r}; choose one of {', '.join(LEADERBOARD_SORTS)}."
         )
     return _LEADERBOARD_TEMPLATE.format(
+        model_filter_stats=_model_filter("stats"),
+        model_filter_latency=_model_filter("latency"),
+        model_filter_performance=_model_filter("performance"),
         order_by=LEADERBOARD_SORTS[sort],
         limit="limit coalesce(nullif(:limit, ''), -1)" if limit else "",
     ).strip()
