@@ -91,7 +91,7 @@ def open_store(db_path: str | None) -> Iterator[EvaluationStore]:
         store.mark_interrupted_runs()
         yield store
     except sqlite3.Error as error:
-        raise click.ClickException(f"Cannot read {path}: {error}.") from None
+        raise click.ClickException(f"Cannot read {path}: {printable(error)}.") from None
     finally:
         store.close()
 

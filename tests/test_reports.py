@@ -1,6 +1,7 @@
 """The analysis commands over real stores: leaderboard, runs, run-info, export."""
 
 import json
+import re
 import tracemalloc
 
 import pytest
@@ -584,6 +585,34 @@ def test_run_info_tree_of_a_real_two_iteration_run(db_path, add_scripted_model):
     ]
 
 
+def test_run_info_of_a_failed_run(db_path):
+    result = invoke(
+        "run",
+        "-m",
+        "scripted-fail:2",
+        "--arbiter",
+        "scripted-arbiter",
+        "--db",
+        str(db_path),
+        "Hello",
+    )
+    assert result.exit_code == 1
+    result = invoke("run-info", "cons-", "--db", str(db_path))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(" · failed · final confidence -")
+    assert lines[4].startswith("├── Error: Every member failed in iteration 1: ")
+    assert lines[5] == "└── Iteration 1"
+    for line, label, instance in ((lines[6], "A", 1), (lines[7], "B", 2)):
+        assert re.fullmatch(
+            rf"    [├└]── Member {label}: scripted-fail #{instance} · tokens not "
+            r"reported · [0-9.]+ ms · error: ScriptedError: The provider refused "
+            r"the request",
+            line,
+        )
+    assert len(lines) == 8
+
+
 def test_run_info_unknown_and_ambiguous_ids(scored_store):
     db = ["--db", str(scored_store)]
     result = invoke("run-info", "cons-9", *db)
@@ -739,6 +768,32 @@ def test_export_training_to_stdout_with_filters(training_store):
     result = invoke("export-training", "-", "--min-confidence", "0.95", *db)
     assert result.stdout_bytes == b""
     assert result.stderr.startswith("Wrote 0 training examples to stdout: ")
+
+
+def test_export_training_to_an_unwritable_place(training_store, tmp_path):
+    output = tmp_path / "missing-folder" / "out.jsonl"
+    result = invoke("export-training", str(output), "--db", str(training_store))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Cannot write {output}: No such file or directory.\n"
+    )
+
+
+def test_export_training_replaces_a_file_only_when_done(training_store, tmp_path):
+    output = tmp_path / "out.jsonl"
+    output.write_text("old\n")
+    result = invoke(
+        "export-training",
+        str(output),
+        "--since",
+        "nonsense",
+        "--db",
+        str(training_store),
+    )
+    assert result.exit_code == 2
+    assert output.read_text() == "old\n"
+    result = invoke("export-training", str(output), "--db", str(training_store))
+    assert output.read_bytes() == FIRST_LINE + SECOND_LINE
 
 
 def test_export_training_matches_the_store_and_the_shared_sql(training_store):
