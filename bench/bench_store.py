@@ -10,6 +10,8 @@ wall time and peak memory.
     .venv/bin/python bench/bench_store.py 100000       # a quicker look
     .venv/bin/python bench/bench_store.py --db /tmp/big.db --reuse
 
+"query s" is the store method alone, in this process (best of --repeat);
+"command s" is the whole command in a new process, start-up included.
 Not a test: the figures depend on the machine. Compare them with each other
 (a --since leaderboard against the full one, export memory against its size).
 """
@@ -24,11 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from recorder import queries  # noqa: E402
 from recorder.evaluation_store import EvaluationStore  # noqa: E402
 
 MODELS = [
@@ -281,58 +285,100 @@ def main() -> None:
     recent = (datetime.fromisoformat(last_month) - timedelta(days=30)).date()
 
     export_path = os.path.join(os.path.dirname(db_path), "bench-export.jsonl")
-    commands = [
-        ("startup (--help)", ["--help"]),
-        ("leaderboard", ["leaderboard"]),
-        ("leaderboard --json", ["leaderboard", "--json"]),
-        (f"leaderboard --since {recent}", ["leaderboard", "--since", str(recent)]),
-        ("leaderboard --since 2025-07-01", ["leaderboard", "--since", "2025-07-01"]),
-        ("leaderboard --model k2", ["leaderboard", "--model", "k2"]),
+    since_recent = queries.normalize_since(str(recent))
+    since_half = queries.normalize_since("2025-07-01")
+    commands: list[tuple[str, list[str], Callable[[EvaluationStore], int]]] = [
+        ("leaderboard", ["leaderboard"], lambda store: len(store.get_leaderboard())),
+        (
+            "leaderboard --json",
+            ["leaderboard", "--json"],
+            lambda store: len(store.get_leaderboard()),
+        ),
+        (
+            f"leaderboard --since {recent}",
+            ["leaderboard", "--since", str(recent)],
+            lambda store: len(store.get_leaderboard(since=since_recent)),
+        ),
+        (
+            "leaderboard --since 2025-07-01",
+            ["leaderboard", "--since", "2025-07-01"],
+            lambda store: len(store.get_leaderboard(since=since_half)),
+        ),
+        (
+            "leaderboard --model k2",
+            ["leaderboard", "--model", "k2"],
+            lambda store: len(store.get_leaderboard(models=["k2"])),
+        ),
         (
             "leaderboard --sort p95_duration_ms",
             ["leaderboard", "--sort", "p95_duration_ms"],
+            lambda store: len(store.get_leaderboard(sort="p95_duration_ms")),
         ),
-        ("runs", ["runs"]),
-        ("runs --status failed", ["runs", "--status", "failed"]),
-        ("run-info (prefix)", ["run-info", middle[:14]]),
+        ("runs", ["runs"], lambda store: len(store.list_runs())),
+        (
+            "runs --status failed",
+            ["runs", "--status", "failed"],
+            lambda store: len(store.list_runs(status="failed")),
+        ),
+        (
+            "run-info (a 14-character prefix)",
+            ["run-info", middle[:14]],
+            lambda store: len(store.get_run(store.find_run_ids(middle[:14])[0])),
+        ),
         (
             f"export-training --since {recent}",
             ["export-training", export_path, "--since", str(recent)],
+            lambda store: export(store, since_recent),
         ),
-        ("export-training (all)", ["export-training", export_path]),
+        (
+            "export-training (all)",
+            ["export-training", export_path],
+            lambda store: export(store, None),
+        ),
     ]
-    # --help must not touch the store, so it gets no --db.
-    print(f"\n{'command':<42} {'best s':>7} {'first s':>8} {'peak MiB':>9}")
-    for name, arguments in commands:
-        timings = []
-        peak = 0
-        for _ in range(options.repeat):
-            if arguments == ["--help"]:
+
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "from recorder.cli import cli; cli()", "--help"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    print(f"process start-up (--help): {time.perf_counter() - began:.2f} s")
+    print(f"\n{'command':<38} {'query s':>8} {'command s':>10} {'peak RSS MiB':>13}")
+    with EvaluationStore(db_path) as store:
+        for name, arguments, in_process in commands:
+            query_timings, command_timings, peak = [], [], 0
+            for _ in range(options.repeat):
                 began = time.perf_counter()
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-c",
-                        "from recorder.cli import cli; cli()",
-                        "--help",
-                    ],
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    check=True,
+                produced = in_process(store)
+                query_timings.append(time.perf_counter() - began)
+                seconds, rss, _ = run_command(db_path, arguments)
+                command_timings.append(seconds)
+                peak = max(peak, rss)
+            line = (
+                f"{name:<38} {min(query_timings):>8.3f} {min(command_timings):>10.2f}"
+                f" {peak:>13}"
+            )
+            if arguments[0] == "export-training":
+                line += (
+                    f"   {produced:,} lines,"
+                    f" {produced / min(query_timings):,.0f} lines/s"
                 )
-                timings.append(time.perf_counter() - began)
-                continue
-            seconds, rss, _ = run_command(db_path, arguments)
-            timings.append(seconds)
-            peak = max(peak, rss)
-        line = f"{name:<42} {min(timings):>7.2f} {timings[0]:>8.2f} {peak or '':>9}"
-        if arguments[0] == "export-training":
-            exported = sum(1 for _ in open(export_path, "rb"))
-            line += f"   {exported:,} lines, {exported / min(timings):,.0f} lines/s"
-        print(line)
+            print(line, flush=True)
     os.remove(export_path)
     if directory is not None:
         directory.cleanup()
+
+
+def export(store: EvaluationStore, since: str | None) -> int:
+    """Write the training export to nowhere, as the command builds it."""
+    lines = 0
+    with open(os.devnull, "wb") as sink:
+        for example in store.iter_training_examples(since=since):
+            sink.write(queries.training_line(example).encode("utf-8") + b"\n")
+            lines += 1
+    return lines
 
 
 if __name__ == "__main__":
