@@ -431,7 +431,7 @@ def leaderboard(
             if filters
             else "No evaluations in the store yet: record a run with "
             "'consortium-record run'.",
-            err=as_json,
+            err=True,
         )
         return
     if as_json:
@@ -444,12 +444,8 @@ def leaderboard(
     _echo_table(f"MODEL PERFORMANCE LEADERBOARD (by {sort})", columns, entries)
 
 
-def _describe_filters(
-    *, since: str | None = None, models: Sequence[str] = (), status: str | None = None
-) -> str:
+def _describe_filters(*, since: str | None = None, models: Sequence[str] = ()) -> str:
     parts = []
-    if status:
-        parts.append(f" with status {status}")
     if models:
         parts.append(" for " + ", ".join(printable(model) for model in models))
     if since:
@@ -500,7 +496,7 @@ def runs(limit: int, status: str | None, as_json: bool, db_path: str | None) -> 
             f"No runs with status {status} in the store."
             if status
             else "No runs in the store yet: record one with 'consortium-record run'.",
-            err=as_json,
+            err=True,
         )
         return
     if not as_json:

@@ -886,8 +886,9 @@ def empty_store(db_path):
 def test_empty_store_says_so(empty_store, command, message):
     result = invoke(*command, "--db", str(empty_store))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(message)
-    assert "╔" not in result.stdout
+    assert result.stdout == ""
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.splitlines()) == 1
     result = invoke(*command, "--json", "--db", str(empty_store))
     assert result.stdout == "[]\n"
     assert result.stderr.startswith(message)
