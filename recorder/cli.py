@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -161,11 +162,18 @@ def run(
     except (ConsortiumError, StoreError) as error:
         raise click.ClickException(str(error)) from None
 
-    consortium.store.mark_interrupted_runs()
     outcome = _BatchOutcome(len(prompts))
     try:
+        consortium.store.mark_interrupted_runs()
         for result in _run_prompts(consortium, prompts, concurrency, trace):
             outcome.report(result, as_json)
+    except sqlite3.DatabaseError as error:
+        # A store that is corrupt deep inside (or locked for longer than the
+        # busy timeout) is only found out when a write reaches it.
+        raise click.ClickException(
+            f"Cannot write to {consortium.store.path}: {error}; "
+            f"{outcome.done} of {len(prompts)} prompts were done."
+        ) from None
     except KeyboardInterrupt:
         marked = consortium.interrupt_active_runs()
         click.echo(

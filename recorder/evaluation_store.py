@@ -175,6 +175,8 @@ class EvaluationStore:
                     f"Cannot create the folder for {self.path}: {error.strerror}."
                 ) from None
             self.path = str(file_path)
+            if file_path.is_file() and _is_cut_short(file_path):
+                raise StoreError(_not_a_store(self.path))
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -624,13 +626,46 @@ class EvaluationStore:
             return self.conn.execute(f"select count(*) from [{table}]").fetchone()[0]
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _is_cut_short(path: pathlib.Path) -> bool:
+    """Whether a SQLite file is shorter than its own header says it is.
+
+    SQLite reads a cut copy's first page as an empty schema, so without this
+    check migrations would write a new, empty store over what is left.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            header = file.read(100)
+        wal = path.with_name(path.name + "-wal")
+        has_wal = wal.exists() and wal.stat().st_size > 0
+    except OSError:
+        return False
+    if not header.startswith(SQLITE_MAGIC):
+        return False  # empty (a new store) or not SQLite: sqlite3 says which
+    if len(header) < 100:
+        return True
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or size % page_size:
+        return True
+    # The page count in the header is only valid when the change counter and
+    # the version-valid-for number agree; a WAL may hold pages not yet copied.
+    page_count = int.from_bytes(header[28:32], "big")
+    count_is_valid = page_count > 0 and header[24:28] == header[92:96]
+    return count_is_valid and not has_wal and page_count * page_size > size
+
+
+def _not_a_store(path: str) -> str:
+    return f"{path} is not a SQLite database (or it is corrupt); it was left untouched."
+
+
 def _describe_open_error(path: str, error: sqlite3.DatabaseError) -> str:
     message = str(error)
     if "not a database" in message or "malformed" in message:
-        return (
-            f"{path} is not a SQLite database (or it is corrupt); "
-            "it was left untouched."
-        )
+        return _not_a_store(path)
     if "unable to open" in message or "readonly" in message:
         return f"Cannot open {path} for writing: check the path and its permissions."
     return f"Cannot use {path}: {message}."

@@ -126,8 +126,12 @@ class Consortium:
                 f"--min-iterations ({min_iterations}) cannot be more than "
                 f"--max-iterations ({max_iterations})."
             )
-        if timeout is not None and timeout <= 0:
-            raise ConsortiumError("The timeout must be a positive number of seconds.")
+        # Written so that NaN fails too; waits longer than TIMEOUT_MAX overflow.
+        if timeout is not None and not 0 < timeout <= threading.TIMEOUT_MAX:
+            raise ConsortiumError(
+                "The timeout must be a positive number of seconds, at most "
+                f"{threading.TIMEOUT_MAX:.0f}."
+            )
         if retries < 0:
             raise ConsortiumError("Retries cannot be negative.")
         if concurrency < 1:
