@@ -18,7 +18,7 @@ from datasette import hookimpl
 from . import compat, runs_table
 from .canned import CANNED_QUERIES
 from .middleware import check_canned_parameters
-from .renderer import render_jsonl
+from .renderer import EXPORT_ROUTE, export_view, render_jsonl
 from .views import RUN_PAGE_ROUTE, is_consortium_database, run_page, run_path
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def extra_template_vars(database: str | None, datasette: Datasette) -> Any:
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
-    return [(RUN_PAGE_ROUTE, run_page)]
+    return [(RUN_PAGE_ROUTE, run_page), (EXPORT_ROUTE, export_view)]
 
 
 @hookimpl

@@ -102,3 +102,24 @@ def output_renderer(
         ]
     )
     return call
+
+
+async def ensure_can_view_query(
+    datasette: Datasette, actor: dict[str, Any] | None, database: str, query: str
+) -> None:
+    """Raise Datasette's ``Forbidden`` unless the actor may run this canned query."""
+    if DATASETTE_1:
+        from datasette.resources import QueryResource
+
+        await datasette.ensure_permission(
+            action="view-query", resource=QueryResource(database, query), actor=actor
+        )
+    else:
+        await datasette.ensure_permissions(
+            actor,
+            [
+                ("view-query", (database, query)),
+                ("view-database", database),
+                "view-instance",
+            ],
+        )

@@ -17,6 +17,7 @@ from datasette.utils import tilde_decode
 from datasette.utils.asgi import Request, Response
 
 from .canned import InvalidParameter, canned_query_request, check_parameters
+from .renderer import export_path
 from .views import is_consortium_database
 
 if TYPE_CHECKING:
@@ -62,10 +63,14 @@ async def _check(datasette: Datasette, scope: Scope, receive: Any) -> Scope | Re
         return await _bad_request(
             datasette, scope, receive, str(invalid), output_format
         )
-    if all(arguments[key] == value for key, value in checked.items()):
-        return scope
     pairs = [(key, checked.get(key, value)) for key, value in pairs]
-    return {**scope, "query_string": urllib.parse.urlencode(pairs).encode("latin-1")}
+    scope = {**scope, "query_string": urllib.parse.urlencode(pairs).encode("ascii")}
+    if output_format == "jsonl":
+        # Whole exports skip Datasette's one-page run of the query.
+        path = export_path(datasette.setting("base_url"), route, query_name)
+        raw_path = urllib.parse.quote(path, safe="/~-._").encode("ascii")
+        scope.update(path=path, raw_path=raw_path)
+    return scope
 
 
 async def _bad_request(

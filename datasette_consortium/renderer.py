@@ -4,9 +4,16 @@ Datasette hands a renderer at most ``max_returned_rows`` rows, so an export
 does not use them. Instead it reads every row again, a batch at a time, and
 writes each batch to the response before reading the next:
 
-- a *query* (canned or arbitrary SQL) is run again on its own read-only
-  connection, and its cursor is read ``BATCH_SIZE`` rows at a time in a
-  worker thread. Each batch must finish within ``sql_time_limit_ms``.
+- the plugin's own canned queries (``/<database>/training_export.jsonl``
+  and the rest) are answered by :func:`export_view`, before Datasette runs
+  the query for a page at all (the parameter check in ``middleware.py``
+  sends them there): it checks ``view-query`` as Datasette would, then runs
+  the query on its own read-only connection and reads its cursor
+  ``BATCH_SIZE`` rows at a time in a worker thread. This SQL is the
+  plugin's, so it runs without ``sql_time_limit_ms``: an export of a large
+  store may take longer than a page is allowed to.
+- any other query (canned or arbitrary SQL) goes through this renderer and
+  is run again the same way, each batch within ``sql_time_limit_ms``.
 - a *table* (with any filters, sort and search in the URL) is paged through
   Datasette's own JSON for it, following ``next`` as its CSV streaming does,
   as the same actor, so filters and permissions apply exactly as on the page.
@@ -32,12 +39,13 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from datasette.utils import derive_named_parameters
-from datasette.utils.asgi import Request, Response
+from datasette.utils import derive_named_parameters, tilde_decode
+from datasette.utils.asgi import NotFound, Request, Response
 
 from recorder import queries
 
-from .compat import actor_cookie
+from .canned import CANNED_QUERIES, InvalidParameter, check_parameters
+from .compat import actor_cookie, ensure_can_view_query
 from .views import is_consortium_database
 
 if TYPE_CHECKING:
@@ -132,7 +140,11 @@ class QueryCursor:
     """Reads a query's rows in batches, each batch under a time limit."""
 
     def __init__(
-        self, conn: sqlite3.Connection, sql: str, params: dict[str, Any], limit_ms: int
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        params: dict[str, Any],
+        limit_ms: int | None,
     ) -> None:
         self.conn = conn
         self.sql = sql
@@ -141,14 +153,16 @@ class QueryCursor:
         self.cursor: sqlite3.Cursor | None = None
         self.columns: list[str] = []
         self._deadline = 0.0
-        conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
+        if limit_ms is not None:
+            conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
 
     def _past_deadline(self) -> int:
         return 1 if time.monotonic() > self._deadline else 0
 
     def fetch(self) -> list[tuple[Any, ...]]:
         """The next batch of rows (empty when done); runs in a worker thread."""
-        self._deadline = time.monotonic() + self.limit_ms / 1000
+        if self.limit_ms is not None:
+            self._deadline = time.monotonic() + self.limit_ms / 1000
         if self.cursor is None:
             self.cursor = self.conn.execute(self.sql, self.params)
             self.columns = [description[0] for description in self.cursor.description]
@@ -170,11 +184,12 @@ async def _query_parameters(
 
 
 async def _query_lines(
-    datasette: Datasette,
     db: Database,
     sql: str,
     params: dict[str, Any],
     line: Callable[[dict[str, Any]], str],
+    limit_ms: int | None,
+    max_rows: int | None = None,
 ) -> AsyncIterator[str]:
     conn = open_read_connection(db)
     if conn is None:
@@ -183,7 +198,7 @@ async def _query_lines(
         results = await db.execute(sql, params)
         columns = list(results.columns)
         return _single_chunk([line(dict(zip(columns, row))) for row in results.rows])
-    reader = QueryCursor(conn, sql, params, datasette.setting("sql_time_limit_ms"))
+    reader = QueryCursor(conn, sql, params, limit_ms)
     loop = asyncio.get_running_loop()
     try:
         first = await loop.run_in_executor(None, reader.fetch)
@@ -192,12 +207,16 @@ async def _query_lines(
         raise ExportError(f"The export query failed: {error}.") from None
 
     async def chunks() -> AsyncIterator[str]:
-        batch = first
+        batch, remaining = first, max_rows
         try:
             while batch:
+                if remaining is not None:
+                    batch, remaining = batch[:remaining], remaining - len(batch)
                 yield "".join(
                     line(dict(zip(reader.columns, row))) + "\n" for row in batch
                 )
+                if remaining is not None and remaining <= 0:
+                    return
                 batch = await loop.run_in_executor(None, reader.fetch)
         finally:
             reader.close()
@@ -314,7 +333,56 @@ async def render_jsonl(
             if params is None:
                 chunks = _single_chunk(page)
             else:
-                chunks = await _query_lines(datasette, db, sql or "", params, line)
+                chunks = await _query_lines(
+                    db,
+                    sql or "",
+                    params,
+                    line,
+                    datasette.setting("sql_time_limit_ms"),
+                )
     except ExportError as export_error:
         return Response.text(f"{export_error}\n", status=400)
+    return StreamingResponse(chunks, headers=headers)
+
+
+# The plugin's canned queries ---------------------------------------------------
+
+EXPORT_ROUTE = r"^/-/consortium/export/(?P<database>[^/]+)/(?P<query>\w+)\.jsonl$"
+
+
+def export_path(base_url: str, database_route: str, query_name: str) -> str:
+    """Where ``middleware.py`` sends ``/<database>/<query>.jsonl`` requests."""
+    return f"{base_url}-/consortium/export/{database_route}/{query_name}.jsonl"
+
+
+async def export_view(datasette: Datasette, request: Request) -> Response:
+    """Every row of one of the plugin's canned queries, as JSON lines."""
+    route = tilde_decode(request.url_vars["database"])
+    query_name = request.url_vars["query"]
+    try:
+        database = datasette.get_database(route=route).name
+    except KeyError:
+        raise NotFound(f"There is no database called {route}.") from None
+    query = CANNED_QUERIES.get(query_name)
+    if query is None or not await is_consortium_database(datasette, database):
+        raise NotFound(f"{database} has no canned query called {query_name}.")
+    await ensure_can_view_query(datasette, request.actor, database, query_name)
+    arguments = {key: request.args.get(key) or "" for key in query.parameters}
+    try:
+        params = {**arguments, **check_parameters(query_name, arguments)}
+    except InvalidParameter as invalid:
+        return Response.text(f"{invalid}\n", status=400)
+
+    line = queries.training_line if query_name == "training_export" else row_line
+    max_rows = None
+    if not datasette.setting("allow_csv_stream"):
+        max_rows = datasette.setting("max_returned_rows")
+    db = datasette.get_database(database)
+    try:
+        chunks = await _query_lines(db, query.sql, params, line, None, max_rows)
+    except ExportError as export_error:
+        return Response.text(f"{export_error}\n", status=400)
+    headers = {}
+    if request.args.get("_dl"):
+        headers["content-disposition"] = f'attachment; filename="{query_name}.jsonl"'
     return StreamingResponse(chunks, headers=headers)

@@ -128,3 +128,14 @@ async def _stream(datasette, path: str) -> dict[str, int]:
     finally:
         tracemalloc.stop()
     return totals
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_canned_query_export_is_not_bound_by_the_page_time_limit(bulk_store):
+    # A page of a query must finish within sql_time_limit_ms; a whole export
+    # of the plugin's own query may take longer.
+    datasette = await datasette_for(bulk_store, sql_time_limit_ms=5)
+    response = await datasette.client.get("/evaluations/training_export.jsonl")
+    assert response.status_code == 200
+    assert len(response.text.splitlines()) == RUNS
