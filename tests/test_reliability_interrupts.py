@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
 import pytest
+from click.testing import CliRunner
 from reliability_support import (
     finish,
     integrity,
@@ -16,6 +18,7 @@ from reliability_support import (
     wait_for,
 )
 
+from recorder.cli import cli
 from recorder.evaluation_store import EvaluationStore
 
 # One member answers at once, the other takes a while: each run spends most of
@@ -203,6 +206,37 @@ def test_ctrl_c_marks_current_runs_and_says_how_many_were_done(tmp_path, concurr
     assert statuses.count("interrupted") >= 1
     assert statuses.count("completed") >= done
     assert_completed_runs_are_whole(db_path)
+    marked = int(message.split("; ")[1].split()[0])
+    assert message.endswith(f"; {marked} runs marked interrupted.")
+    # A run finishing in the moment between marking and exiting stays completed.
+    assert 1 <= statuses.count("interrupted") <= marked
     for run in rows(db_path, "select * from runs where status = 'interrupted'"):
         assert run["error"] == "Interrupted by the user."
         assert run["finished_at"] is not None
+
+
+def test_runs_and_run_info_show_a_killed_run_as_interrupted(tmp_path):
+    db_path = tmp_path / "killed.db"
+    recorder = start_batch(tmp_path, db_path)
+    wait_for(mid_run(db_path, completed=1))
+    recorder.kill()
+    recorder.wait(timeout=30)
+    (killed,) = rows(db_path, "select consortium_id from runs where status = 'running'")
+
+    runner = CliRunner()
+    listed = runner.invoke(
+        cli, ["runs", "--json", "--limit", "0", "--db", str(db_path)]
+    )
+    assert listed.exit_code == 0, listed.output
+    statuses = {
+        run["consortium_id"]: run["status"] for run in json.loads(listed.stdout)
+    }
+    assert statuses[killed["consortium_id"]] == "interrupted"
+    assert "running" not in statuses.values()
+    info = runner.invoke(
+        cli, ["run-info", killed["consortium_id"], "--json", "--db", str(db_path)]
+    )
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.stdout)["run"]["status"] == "interrupted"
+    table = runner.invoke(cli, ["runs", "--db", str(db_path)])
+    assert "interrupted" in table.stdout
