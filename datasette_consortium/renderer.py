@@ -266,14 +266,20 @@ async def _table_lines(
     async def fetch_page(next_token: str) -> tuple[list[dict[str, Any]], str]:
         url = _page_url(datasette, database, table, request, next_token)
         response = await datasette.client.get(url, headers=headers)
-        data = response.json()
-        if response.status_code != 200:
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code != 200 or "rows" not in data:
             message = data.get("error") or "; ".join(data.get("errors") or [])
             raise ExportError(message or f"Reading {table} failed.")
         return data["rows"], data.get("next") or ""
 
     first_rows, first_next = await fetch_page(request.args.get("_next") or "")
 
+    # Limitation: once the first lines are sent the status is 200, so a page
+    # that fails later (the database going away, a time limit) can only end
+    # the response early; the client sees an incomplete chunked transfer.
     async def chunks() -> AsyncIterator[str]:
         rows, next_token = first_rows, first_next
         while True:
@@ -287,13 +293,6 @@ async def _table_lines(
 
 
 # The renderer -------------------------------------------------------------------
-
-
-def _is_training_export(query_name: str | None, sql: str | None) -> bool:
-    return (
-        query_name == "training_export"
-        and (sql or "").strip() == queries.TRAINING_EXPORT_SQL
-    )
 
 
 async def render_jsonl(
@@ -316,11 +315,7 @@ async def render_jsonl(
         name = query_name or table or database
         headers["content-disposition"] = f'attachment; filename="{name}.jsonl"'
 
-    training = _is_training_export(query_name, sql) and await is_consortium_database(
-        datasette, database
-    )
-    line = queries.training_line if training else row_line
-    page = [line(_as_dict(columns, row)) for row in rows]
+    page = [row_line(_as_dict(columns, row)) for row in rows]
     streaming = datasette.setting("allow_csv_stream") and view_name != "row"
     try:
         if not streaming:
@@ -337,7 +332,7 @@ async def render_jsonl(
                     db,
                     sql or "",
                     params,
-                    line,
+                    row_line,
                     datasette.setting("sql_time_limit_ms"),
                 )
     except ExportError as export_error:
