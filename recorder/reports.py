@@ -83,6 +83,8 @@ def open_store(db_path: str | None) -> Iterator[EvaluationStore]:
             f"There is no store at {path} yet: record a run with "
             "'consortium-record run', or point --db at an evaluations.db."
         )
+    # Limitation: opening applies pending migrations and marks dead runs, both
+    # writes, so a store the user may only read cannot be reported on.
     try:
         store = EvaluationStore(path)
     except StoreError as error:
