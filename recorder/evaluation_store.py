@@ -76,10 +76,22 @@ def _m003_create_daily_rollups(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m004_index_runs_by_time_and_status(db: sqlite_utils.Database) -> None:
+    # Recent runs of one status, and completed runs in time order (the
+    # training export), read straight off these without a sort.
+    db["runs"].create_index(["started_at", "status"], if_not_exists=True)
+    db["runs"].create_index(
+        ["status", "started_at", "consortium_id"], if_not_exists=True
+    )
+    for superseded in ("idx_runs_started_at", "idx_runs_status"):
+        db.conn.execute(f"drop index if exists {superseded}")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_create_tables", _m001_create_tables),
     ("m002_create_indexes", _m002_create_indexes),
     ("m003_create_daily_rollups", _m003_create_daily_rollups),
+    ("m004_index_runs_by_time_and_status", _m004_index_runs_by_time_and_status),
 ]
 
 
@@ -436,7 +448,10 @@ class EvaluationStore:
             "prompt_text": prompt_text,
             "arbiter_model": arbiter_model,
             "judging_method": judging_method,
-            "evaluated_models": _json_or_none([m["model"] for m in members]),
+            # The members whose answers the arbiter saw: a failed call is not one.
+            "evaluated_models": _json_or_none(
+                [m["model"] for m in members if not m.get("error")]
+            ),
             "decision_json": _json_or_none(decision) if decision else None,
             "confidence": confidence,
             "synthesis": decision.get("synthesis"),
@@ -618,6 +633,17 @@ class EvaluationStore:
         )
         for row in rows:
             yield queries.training_example(row)
+
+    def iter_training_lines(
+        self, since: str | None = None, min_confidence: float | None = None
+    ) -> Iterator[str]:
+        """Yield each training example as its JSONL line (without the newline)."""
+        rows = self.iter_query(
+            queries.TRAINING_EXPORT_SQL,
+            {"since": since, "min_confidence": min_confidence},
+        )
+        for row in rows:
+            yield queries.training_line(row)
 
     def count_rows(self, table: str) -> int:
         if table not in queries.TABLES:

@@ -451,15 +451,7 @@ select
   runs.prompt as prompt,
   runs.synthesis as chosen,
   evaluations.analysis as analysis,
-  -- The members whose answers the arbiter saw (a failed call is not one).
-  coalesce(
-    (select nullif(json_group_array(member.model), '[]')
-     from model_performance as member
-     where member.consortium_id = runs.consortium_id
-       and member.evaluation_id = evaluations.id
-       and member.error is null),
-    evaluations.evaluated_models
-  ) as models_evaluated,
+  evaluations.evaluated_models as models_evaluated,
   runs.final_confidence as arbiter_confidence
 from runs
 join evaluations on evaluations.id = (

@@ -751,10 +751,10 @@ def export_training(
     """
     written = 0
     with open_store(db_path) as store, _output_file(output) as stream:
-        for example in store.iter_training_examples(
+        for line in store.iter_training_lines(
             since=since, min_confidence=min_confidence
         ):
-            stream.write(queries.training_line(example).encode("utf-8") + b"\n")
+            stream.write(line.encode("utf-8") + b"\n")
             written += 1
         stream.flush()
     target = "stdout" if output == "-" else output
