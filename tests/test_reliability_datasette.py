@@ -10,7 +10,6 @@ import pytest
 import scripted_model
 from click.testing import CliRunner
 from datasette.app import Datasette
-from datasette.version import __version__ as datasette_version
 from reliability_support import (
     recorder_environment,
     rows,
@@ -20,7 +19,6 @@ from reliability_support import (
 
 from recorder.cli import cli
 
-DATASETTE_VERSION = tuple(int(part) for part in datasette_version.split(".")[:1])
 HOSTILE = (
     "<script>document.title='owned'</script><img src=x onerror=alert(1)>"
     '</pre></table><a href="javascript:alert(2)">x</a>&lt;{{ 7 * 7 }}'
@@ -214,15 +212,7 @@ BAD_PARAMETERS = [
     ("recent_runs", {"limit": "abc"}),
     ("recent_runs", {"limit": "-5"}),
     ("recent_runs", {"limit": "1e999"}),
-    pytest.param(
-        "recent_runs",
-        {"limit": "99999999999999999999999"},
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="datasette_consortium.canned accepts a limit above SQLite's "
-            "largest integer; SQLite then answers 'datatype mismatch'.",
-        ),
-    ),
+    ("recent_runs", {"limit": "99999999999999999999999"}),
     ("recent_runs", {"status": "sleeping"}),
     ("recent_runs", {"status": "\x00"}),
     ("leaderboard", {"since": "last tuesday"}),
@@ -284,12 +274,6 @@ async def test_no_malformed_request_is_a_server_error(store, page):
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="datasette_consortium.canned checks 'models' with json.loads, which "
-    "raises RecursionError on deeply nested input (a 500 under a server).",
-)
 async def test_deeply_nested_models_parameter_is_400(store):
     path, _ = store
     datasette = await started(path)
@@ -300,12 +284,6 @@ async def test_deeply_nested_models_parameter_is_400(store):
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(
-    DATASETTE_VERSION < (1,),
-    strict=True,
-    reason="Datasette 0.65 answers 500 for _sort on an unknown column (1.0 "
-    "alpha answers 400); the plugin does not intercept it.",
-)
 @pytest.mark.parametrize("page", ["/evaluations/runs", "/evaluations/runs.jsonl"])
 async def test_sorting_by_an_unknown_column_is_4xx(store, page):
     path, _ = store
@@ -318,11 +296,6 @@ SLOW_SCRIPTS = {"plodding-member": {"reply": "Slowly: {prompt}", "delay": 0.6}}
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(
-    strict=True,
-    reason="The Datasette plugin shows a run whose recorder was killed as "
-    "'running' until a consortium-record command opens the store.",
-)
 async def test_a_killed_run_is_shown_as_interrupted_in_datasette(tmp_path):
     db_path = tmp_path / "killed.db"
     recorder = start_recorder(
