@@ -111,8 +111,8 @@ MODEL_PERFORMANCE_COLUMNS: dict[str, type] = {
 }
 
 INDEXES: list[tuple[str, list[str]]] = [
-    ("runs", ["started_at"]),
-    ("runs", ["status"]),
+    ("runs", ["started_at", "status"]),
+    ("runs", ["status", "started_at", "consortium_id"]),
     ("model_calls", ["consortium_id"]),
     ("model_calls", ["started_at"]),
     ("evaluations", ["consortium_id"]),
