@@ -104,6 +104,11 @@ class InvalidParameter(ValueError):
     """A canned query parameter that cannot be used; the message is a sentence."""
 
 
+def _shown(value: str) -> str:
+    """``value`` quoted for a message, cut short if it is long."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
 def _check_since(value: str) -> str:
     # The CLI's own normalization, so both compare with the same timestamp.
     try:
@@ -111,7 +116,7 @@ def _check_since(value: str) -> str:
     except ValueError:
         raise InvalidParameter(
             f"since must be an ISO 8601 date or time such as 2025-11-01, "
-            f"2025-11-01T09:30:00 or 2025-11-01T09:30:00Z, not {value!r}."
+            f"2025-11-01T09:30:00 or 2025-11-01T09:30:00Z, not {_shown(value)}."
         ) from None
 
 
@@ -122,7 +127,8 @@ def _check_min_confidence(value: str) -> str:
         number = math.nan
     if not 0 <= number <= 1:
         raise InvalidParameter(
-            f"min_confidence must be a number from 0 to 1 such as 0.8, not {value!r}."
+            "min_confidence must be a number from 0 to 1 such as 0.8, "
+            f"not {_shown(value)}."
         )
     return value
 
@@ -130,12 +136,12 @@ def _check_min_confidence(value: str) -> str:
 def _check_models(value: str) -> str:
     try:
         models = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         models = None
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
         raise InvalidParameter(
             'models must be a JSON list of model names such as ["gpt-4o", "k2"], '
-            f"not {value!r}."
+            f"not {_shown(value)}."
         )
     return value
 
@@ -143,15 +149,19 @@ def _check_models(value: str) -> str:
 def _check_status(value: str) -> str:
     if value not in RUN_STATUSES:
         raise InvalidParameter(
-            f"status must be one of {', '.join(RUN_STATUSES)}, not {value!r}."
+            f"status must be one of {', '.join(RUN_STATUSES)}, not {_shown(value)}."
         )
     return value
 
 
+LARGEST_LIMIT = 2**63 - 1  # SQLite's largest integer
+
+
 def _check_limit(value: str) -> str:
-    if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
+    if not re.fullmatch(r"[0-9]{1,19}", value) or not 1 <= int(value) <= LARGEST_LIMIT:
         raise InvalidParameter(
-            f"limit must be a whole number of rows, 1 or more, not {value!r}."
+            f"limit must be a whole number of rows from 1 to {LARGEST_LIMIT}, "
+            f"not {_shown(value)}."
         )
     return value
 
@@ -178,19 +188,3 @@ def check_parameters(query_name: str, arguments: Mapping[str, str]) -> dict[str,
         if value.strip():
             checked[parameter] = PARAMETER_CHECKS[parameter](value)
     return checked
-
-
-_QUERY_PATH = re.compile(
-    r"^/(?P<database>[^/]+)/(?P<query>" + "|".join(CANNED_QUERIES) + r")"
-    r"(?:\.(?P<format>\w+))?$"
-)
-
-
-def canned_query_request(path: str, base_url: str) -> tuple[str, str, str] | None:
-    """``(database route, query name, format)`` if ``path`` asks for one of ours."""
-    if base_url != "/" and path.startswith(base_url):
-        path = "/" + path[len(base_url) :]
-    match = _QUERY_PATH.match(path)
-    if match is None:
-        return None
-    return match["database"], match["query"], match["format"] or "html"

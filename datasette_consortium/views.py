@@ -7,6 +7,8 @@ the same tree ``consortium-record run-info`` prints.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import urllib.parse
 import weakref
@@ -97,6 +99,7 @@ async def run_page(datasette: Datasette, request: Request) -> Response:
         return _not_found(
             f"No consortium run has the ID {consortium_id} in {database}.", as_json
         )
+    settle_abandoned_run(tree["run"])
     calls = timeline_calls(tree)
     if as_json:
         return Response.json(
@@ -107,6 +110,39 @@ async def run_page(datasette: Datasette, request: Request) -> Response:
     return Response.html(
         await datasette.render_template("consortium_run.html", context, request=request)
     )
+
+
+ABANDONED_RUN_ERROR = "The recording process ended before the run finished."
+
+
+def _process_is_gone(process_id: int) -> bool:
+    try:
+        os.kill(process_id, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
+def settle_abandoned_run(run: dict[str, Any]) -> None:
+    """Show a ``running`` run whose recorder died (on this host) as interrupted.
+
+    The store marks such runs when a recorder next opens it; Datasette only
+    reads, so the page says what that will record, and keeps the stored
+    status in ``recorded_status``.
+    """
+    process_id = run.get("process_id")
+    if (
+        run.get("status") == "running"
+        and isinstance(process_id, int)
+        and run.get("hostname") == socket.gethostname()
+        and process_id != os.getpid()
+        and _process_is_gone(process_id)
+    ):
+        run["recorded_status"] = "running"
+        run["status"] = "interrupted"
+        run["error"] = run.get("error") or ABANDONED_RUN_ERROR
 
 
 async def _load_run(

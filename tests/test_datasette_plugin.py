@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 
 import markupsafe
 import pytest
@@ -18,6 +22,7 @@ from datasette_fixtures import (
 )
 
 from datasette_consortium.canned import CANNED_QUERIES
+from datasette_consortium.views import settle_abandoned_run
 from recorder import queries
 
 
@@ -124,6 +129,8 @@ async def test_parameters_filter(path, runs):
         ("leaderboard", "models=gpt-4o,k2", "models must be a JSON list"),
         ("recent_runs", "status=done", "status must be one of"),
         ("recent_runs", "limit=-3", "limit must be a whole number"),
+        ("recent_runs", "limit=99999999999999999999", "limit must be a whole number"),
+        ("leaderboard", "models=" + "[" * 5000, "models must be a JSON list"),
         ("training_export", "min_confidence=high", "min_confidence must be a number"),
         ("training_export", "min_confidence=1.5", "min_confidence must be a number"),
         ("training_export", "since=2025-13-45", "since must be an ISO 8601 date"),
@@ -139,6 +146,17 @@ async def test_malformed_parameter_is_400_with_a_sentence(
     assert words in response.text
     if extension == ".json":
         assert response.json()["ok"] is False
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("extension", ["", ".json", ".jsonl"])
+async def test_sorting_a_table_by_an_unknown_column_is_400(path, extension):
+    datasette = await datasette_for(path)
+    response = await datasette.client.get(
+        f"/evaluations/runs{extension}", params={"_sort": "no_such_column"}
+    )
+    assert response.status_code == 400
+    assert "Cannot sort runs by" in response.text
 
 
 # Run-detail page -------------------------------------------------------------
@@ -213,6 +231,26 @@ async def test_run_page_shows_member_errors(path, runs):
     html = (await datasette.client.get(run_url(runs["failing"]))).text
     assert "The provider refused the request" in html
     assert 'class="bar-error"' in html
+
+
+def test_a_run_whose_recorder_died_is_shown_as_interrupted():
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    run = {
+        "status": "running",
+        "process_id": finished.pid,
+        "hostname": socket.gethostname(),
+        "error": None,
+    }
+    settle_abandoned_run(run)
+    assert run["status"] == "interrupted"
+    assert run["recorded_status"] == "running"
+    assert run["error"] == "The recording process ended before the run finished."
+    alive = {**run, "status": "running", "process_id": os.getpid()}
+    elsewhere = {**run, "status": "running", "hostname": "another-host"}
+    for untouched in (alive, elsewhere):
+        settle_abandoned_run(untouched)
+        assert untouched["status"] == "running"
 
 
 @pytest.mark.asyncio
