@@ -9,16 +9,18 @@ iterates until confident, and records every call in an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .evaluation_store import EvaluationStore, StoreError
-from .orchestrator import (
-    JUDGING_METHODS,
-    Consortium,
-    ConsortiumError,
-    MemberModel,
-    parse_model_spec,
-)
+from .judging import JUDGING_METHODS
+
+if TYPE_CHECKING:
+    from .orchestrator import (
+        Consortium,
+        ConsortiumError,
+        MemberModel,
+        parse_model_spec,
+    )
 
 __all__ = [
     "JUDGING_METHODS",
@@ -30,6 +32,23 @@ __all__ = [
     "create_consortium",
     "parse_model_spec",
 ]
+
+_FROM_ORCHESTRATOR = {
+    "Consortium",
+    "ConsortiumError",
+    "MemberModel",
+    "parse_model_spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The orchestrator imports llm, which takes a while: only on first use,
+    # so that reading the store stays quick.
+    if name in _FROM_ORCHESTRATOR:
+        from . import orchestrator
+
+        return getattr(orchestrator, name)
+    raise AttributeError(f"module 'recorder' has no attribute {name!r}")
 
 
 def create_consortium(
@@ -46,6 +65,9 @@ def create_consortium(
         model: the answer most similar to the others wins).
     :param options: ``confidence_threshold``, ``min_iterations``,
         ``max_iterations``, ``system``, ``store`` or ``db_path``, ``timeout``,
-        ``retries``, as :class:`~recorder.orchestrator.Consortium` takes them.
+        ``retries``, ``concurrency``, as :class:`~recorder.orchestrator.Consortium`
+        takes them.
     """
+    from .orchestrator import Consortium
+
     return Consortium(models, arbiter, judging_method, **options)

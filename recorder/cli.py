@@ -8,14 +8,16 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .evaluation_store import StoreError, default_db_path, valid_text
-from .logger import log_to_stderr, reconfigure_logging
-from .orchestrator import JUDGING_METHODS, Consortium, ConsortiumError
+from .judging import JUDGING_METHODS
 from .tracing import consortium_context, run_in_context
+
+if TYPE_CHECKING:
+    from .orchestrator import Consortium
 
 EXIT_INTERRUPTED = 130
 
@@ -142,6 +144,10 @@ def run(
             f"--min-iterations ({min_iterations}) cannot be more than "
             f"--max-iterations ({max_iterations})."
         )
+    # Imported here so that the read-only commands start without llm.
+    from .logger import log_to_stderr, reconfigure_logging
+    from .orchestrator import Consortium, ConsortiumError
+
     reconfigure_logging()
     if trace:
         log_to_stderr()

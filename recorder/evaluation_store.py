@@ -18,11 +18,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from . import queries, rollups
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 DEFAULT_DB_PATH = pathlib.Path("~/.llm_consortium/evaluations.db")
 DB_ENVIRONMENT_VARIABLE = "LLM_CONSORTIUM_DB"
@@ -170,7 +171,6 @@ class EvaluationStore:
         self._batch_depth = 0
         self.hostname = socket.gethostname()
         self.conn = self._connect()
-        self.db = sqlite_utils.Database(self.conn, execute_plugins=False)
         self.migrate()
 
     # Opening ------------------------------------------------------------
@@ -212,20 +212,23 @@ class EvaluationStore:
 
     def migrate(self) -> list[str]:
         """Apply the migrations this store has not had yet; return their names."""
-        applied_now: list[str] = []
         try:
+            if not self._pending_migrations():
+                # Nothing to do: no write lock taken, no sqlite-utils loaded.
+                return []
+            import sqlite_utils
+
+            db = sqlite_utils.Database(self.conn, execute_plugins=False)
+            applied_now: list[str] = []
             with self._write():
                 self.conn.execute(
                     "create table if not exists _migrations "
                     "(name text primary key, applied_at text)"
                 )
-                done = {
-                    row[0] for row in self.conn.execute("select name from _migrations")
-                }
-                for name, migration in MIGRATIONS:
-                    if name in done:
-                        continue
-                    migration(self.db)
+                # Checked again under the write lock: another recorder may
+                # have migrated the store in the meantime.
+                for name, migration in self._pending_migrations():
+                    migration(db)
                     self.conn.execute(
                         "insert into _migrations (name, applied_at) values (?, ?)",
                         [name, utc_now()],
@@ -234,6 +237,17 @@ class EvaluationStore:
         except sqlite3.DatabaseError as error:
             raise StoreError(_describe_open_error(self.path, error)) from None
         return applied_now
+
+    def _pending_migrations(
+        self,
+    ) -> list[tuple[str, Callable[[sqlite_utils.Database], None]]]:
+        has_table = self.conn.execute(
+            "select 1 from sqlite_master where type = 'table' and name = '_migrations'"
+        ).fetchone()
+        done = set()
+        if has_table:
+            done = {row[0] for row in self.conn.execute("select name from _migrations")}
+        return [(name, step) for name, step in MIGRATIONS if name not in done]
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ import llm
 from . import arbiter as arbiter_module
 from .consensus import CONSENSUS_ARBITER, judge_by_consensus
 from .evaluation_store import EvaluationStore
+from .judging import JUDGING_METHODS
 from .logger import StructuredLogger, preview
 from .proxy import CallResult, RecordingProxy, describe_error
 from .tracing import (
@@ -25,7 +26,6 @@ from .tracing import (
     run_in_context,
 )
 
-JUDGING_METHODS = ("default", "rank", "consensus")
 COUNT_SUFFIX = re.compile(r"^(?P<model>.+):(?P<count>-?\d+)$")
 
 
