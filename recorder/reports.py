@@ -170,8 +170,14 @@ def _pad(text: str, width: int, align: str) -> str:
     return space + text if align == ">" else text + space
 
 
+# Wide enough that a piped table keeps every column.
+PIPED_WIDTH = 10_000
+
+
 def terminal_width() -> int:
-    """Columns to fit: ``$COLUMNS``, the terminal's width, or 80 when piped."""
+    """Columns to fit: ``$COLUMNS``, else the terminal's width; unlimited in a pipe."""
+    if not os.environ.get("COLUMNS") and not sys.stdout.isatty():
+        return PIPED_WIDTH
     return max(shutil.get_terminal_size((80, 24)).columns, 40)
 
 

@@ -353,6 +353,14 @@ def test_the_sort_column_is_never_hidden(scored_store, monkeypatch):
     assert "(by p95_duration_ms)" in result.stdout
 
 
+def test_a_pipe_without_columns_keeps_every_column(scored_store, monkeypatch):
+    monkeypatch.delenv("COLUMNS")
+    result = invoke("leaderboard", "--db", str(scored_store))
+    assert result.exit_code == 0
+    assert "Hidden" not in result.stderr
+    assert "p95 ms" in result.stdout and "Errors" in result.stdout
+
+
 def test_wide_characters_keep_the_box_aligned(db_path):
     with EvaluationStore(db_path) as store:
         add_run(
