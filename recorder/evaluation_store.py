@@ -29,6 +29,8 @@ DEFAULT_DB_PATH = pathlib.Path("~/.llm_consortium/evaluations.db")
 DB_ENVIRONMENT_VARIABLE = "LLM_CONSORTIUM_DB"
 BUSY_TIMEOUT_MS = 30_000
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+# Rows read (and lines written) at a time when streaming an export.
+EXPORT_BATCH_ROWS = 200
 
 
 class StoreError(Exception):
@@ -88,11 +90,20 @@ def _m004_index_runs_by_time_and_status(db: sqlite_utils.Database) -> None:
         db.conn.execute(f"drop index if exists {superseded}")
 
 
+def _m005_index_final_evaluations(db: sqlite_utils.Database) -> None:
+    # A run's last evaluation, found without a sort (the training export asks
+    # this once per run).
+    db["evaluations"].create_index(
+        ["consortium_id", "iteration_id", "id"], if_not_exists=True
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_create_tables", _m001_create_tables),
     ("m002_create_indexes", _m002_create_indexes),
     ("m003_create_daily_rollups", _m003_create_daily_rollups),
     ("m004_index_runs_by_time_and_status", _m004_index_runs_by_time_and_status),
+    ("m005_index_final_evaluations", _m005_index_final_evaluations),
 ]
 
 
@@ -571,22 +582,32 @@ class EvaluationStore:
             return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
     def iter_query(
-        self, sql: str, parameters: dict[str, Any] | Sequence[Any] = ()
-    ) -> Iterator[dict[str, Any]]:
+        self,
+        sql: str,
+        parameters: dict[str, Any] | Sequence[Any] = (),
+        *,
+        as_tuples: bool = False,
+    ) -> Iterator[Any]:
         """Like :meth:`query`, but yields rows as they are read.
 
         Uses its own connection, so a long export neither holds the shared
-        connection nor keeps all rows in memory.
+        connection nor keeps all rows in memory. ``as_tuples`` yields each row
+        as a tuple in the query's column order instead of a dict.
         """
         if self.path == ":memory:":
-            yield from self.query(sql, parameters)
+            for row in self.query(sql, parameters):
+                yield tuple(row.values()) if as_tuples else row
             return
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             cursor = conn.execute(sql, parameters)
             columns = [description[0] for description in cursor.description]
-            for row in cursor:
-                yield dict(zip(columns, row))
+            while batch := cursor.fetchmany(EXPORT_BATCH_ROWS):
+                if as_tuples:
+                    yield from batch
+                else:
+                    for row in batch:
+                        yield dict(zip(columns, row))
         finally:
             conn.close()
 
@@ -655,9 +676,10 @@ class EvaluationStore:
         rows = self.iter_query(
             queries.TRAINING_EXPORT_SQL,
             {"since": since, "min_confidence": min_confidence},
+            as_tuples=True,
         )
         for row in rows:
-            yield queries.training_line(row)
+            yield queries.training_line_from_values(row)
 
     def count_rows(self, table: str) -> int:
         if table not in queries.TABLES:

@@ -479,20 +479,45 @@ TRAINING_EXAMPLE_KEYS = (
 
 def training_example(row: dict[str, Any]) -> dict[str, Any]:
     """One row of ``TRAINING_EXPORT_SQL`` as the spec's training example."""
-    models = row.get("models_evaluated")
+    return _training_example(
+        row.get("prompt"),
+        row.get("chosen"),
+        row.get("analysis"),
+        row.get("models_evaluated"),
+        row.get("arbiter_confidence"),
+    )
+
+
+def _training_example(
+    prompt: Any, chosen: Any, analysis: Any, models: Any, confidence: Any
+) -> dict[str, Any]:
     if isinstance(models, str):
         try:
             models = json.loads(models)
         except ValueError:
             models = [models]
-    example = {key: row.get(key) for key in TRAINING_EXAMPLE_KEYS}
-    example["models_evaluated"] = models or []
-    return example
+    return {
+        "prompt": prompt,
+        "chosen": chosen,
+        "analysis": analysis,
+        "models_evaluated": models or [],
+        "arbiter_confidence": confidence,
+    }
+
+
+# json.dumps builds a new encoder on every call when given options; an export
+# writes hundreds of thousands of lines, so one encoder is made once.
+_TRAINING_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def training_line(row: dict[str, Any]) -> str:
     """One JSONL line (without the newline) for a ``TRAINING_EXPORT_SQL`` row."""
-    return json.dumps(training_example(row), ensure_ascii=False)
+    return _TRAINING_LINE_ENCODER.encode(training_example(row))
+
+
+def training_line_from_values(values: tuple[Any, ...]) -> str:
+    """:func:`training_line` for a row given as a tuple in the query's order."""
+    return _TRAINING_LINE_ENCODER.encode(_training_example(*values))
 
 
 # Other canned questions --------------------------------------------------------

@@ -27,6 +27,7 @@ import click
 
 from . import queries
 from .evaluation_store import (
+    EXPORT_BATCH_ROWS,
     RUN_STATUSES,
     EvaluationStore,
     StoreError,
@@ -757,11 +758,19 @@ def export_training(
     """
     written = 0
     with open_store(db_path) as store, _output_file(output) as stream:
+        # Lines are written a batch at a time: one write per line costs more
+        # than making the line.
+        batch: list[str] = []
         for line in store.iter_training_lines(
             since=since, min_confidence=min_confidence
         ):
-            stream.write(line.encode("utf-8") + b"\n")
-            written += 1
+            batch.append(line)
+            if len(batch) == EXPORT_BATCH_ROWS:
+                stream.write(_jsonl(batch))
+                written += len(batch)
+                batch = []
+        stream.write(_jsonl(batch))
+        written += len(batch)
         stream.flush()
     target = "stdout" if output == "-" else output
     if written:
@@ -776,6 +785,10 @@ def export_training(
             "in the store.",
             err=True,
         )
+
+
+def _jsonl(lines: list[str]) -> bytes:
+    return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
 def register_report_commands(group: click.Group) -> None:

@@ -866,8 +866,9 @@ def test_export_training_streams(db_path):
         tracemalloc.stop()
     assert result.exit_code == 0, result.output
     assert output.stat().st_size > 3_000_000
-    # Holding the rows would take more than the 3 MB they are on disk.
-    assert peak < 1_000_000
+    # Holding the rows would take at least the 3 MB they are on disk; the
+    # export holds one batch of them at a time.
+    assert peak < output.stat().st_size / 2
 
 
 # The store, empty, missing or broken -----------------------------------------
