@@ -4,7 +4,9 @@ Usage: ``.venv/bin/python bench/bench_datasette.py [--runs 100000] [--db PATH]``
 
 Builds (or reuses) a store of completed runs, two members each, then times
 each page through ``datasette.client`` in-process: the median of several
-requests for pages, one pass for the full exports. Prints one line a figure.
+requests for pages, one pass for the full exports. Last, the full training
+export through a real ``datasette serve`` on 127.0.0.1, with the server's peak
+memory. Prints one line a figure.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import argparse
 import asyncio
 import pathlib
 import resource
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -59,7 +64,12 @@ def ensure_store(path: pathlib.Path, runs: int) -> None:
 
 async def measure(path: pathlib.Path, runs: int, repeats: int) -> None:
     datasette = await datasette_for(path)
-    middle = f"cons-{runs // 2:016x}"
+    # A run from the middle of the store, whichever way its IDs were made.
+    with EvaluationStore(path) as store:
+        middle = store.query(
+            "select consortium_id from runs order by rowid limit 1 offset ?",
+            [runs // 2],
+        )[0]["consortium_id"]
 
     def url_for(template: str) -> str:
         return template.replace("/evaluations/", f"/{path.stem}/", 1).format(
@@ -92,6 +102,47 @@ async def measure(path: pathlib.Path, runs: int, repeats: int) -> None:
     print(f"peak RSS of this process (test client buffers bodies): {max_rss:.0f} MB")
 
 
+def measure_served_export(path: pathlib.Path) -> None:
+    """The training export through a real ``datasette serve`` on loopback.
+
+    Reads the streamed body as a client would, a block at a time, and reports
+    the server's own peak resident memory (VmHWM) afterwards.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(pathlib.Path(sys.executable).parent / "datasette"), "serve", str(path)]
+        + ["--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/{path.stem}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{base}.json", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        started = time.perf_counter()
+        lines = 0
+        with urllib.request.urlopen(f"{base}/training_export.jsonl") as response:
+            while block := response.read(1 << 20):
+                lines += block.count(b"\n")
+        seconds = time.perf_counter() - started
+        status = pathlib.Path(f"/proc/{server.pid}/status").read_text()
+        peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+        peak_memory = peak.split(":")[1].strip()
+        print(
+            f"{'served training_export.jsonl (all)':45} {seconds:8.2f} s  {lines} "
+            f"lines  {lines / seconds:,.0f} lines/s  server peak {peak_memory}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000)
@@ -103,6 +154,7 @@ def main() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     ensure_store(path, arguments.runs)
     asyncio.run(measure(path, arguments.runs, arguments.repeats))
+    measure_served_export(path)
 
 
 if __name__ == "__main__":

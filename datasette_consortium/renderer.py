@@ -206,19 +206,38 @@ async def _query_lines(
         reader.close()
         raise ExportError(f"The export query failed: {error}.") from None
 
+    if line is queries.training_line:
+        # The training export's columns come in a known order: no dicts needed.
+        def format_batch(batch: list[tuple[Any, ...]]) -> str:
+            return "".join(
+                queries.training_line_from_values(row) + "\n" for row in batch
+            )
+    else:
+
+        def format_batch(batch: list[tuple[Any, ...]]) -> str:
+            return "".join(line(dict(zip(reader.columns, row))) + "\n" for row in batch)
+
     async def chunks() -> AsyncIterator[str]:
         batch, remaining = first, max_rows
+        following: asyncio.Future[list[tuple[Any, ...]]] | None = None
         try:
             while batch:
                 if remaining is not None:
                     batch, remaining = batch[:remaining], remaining - len(batch)
-                yield "".join(
-                    line(dict(zip(reader.columns, row))) + "\n" for row in batch
-                )
                 if remaining is not None and remaining <= 0:
+                    yield format_batch(batch)
                     return
-                batch = await loop.run_in_executor(None, reader.fetch)
+                # SQLite reads the next batch (without the GIL) while this
+                # one is turned into lines.
+                following = loop.run_in_executor(None, reader.fetch)
+                yield format_batch(batch)
+                batch = await following
+                following = None
         finally:
+            if following is not None:
+                # The client left mid-export: let the read finish before the
+                # connection it uses is closed.
+                await asyncio.gather(following, return_exceptions=True)
             reader.close()
 
     return chunks()
