@@ -14,21 +14,13 @@ import click
 
 from .evaluation_store import StoreError, default_db_path, valid_text
 from .judging import JUDGING_METHODS
+from .reports import db_option, register_report_commands
 from .tracing import consortium_context, run_in_context
 
 if TYPE_CHECKING:
     from .orchestrator import Consortium
 
 EXIT_INTERRUPTED = 130
-
-db_option = click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False),
-    envvar="LLM_CONSORTIUM_DB",
-    help="The evaluations database [default: $LLM_CONSORTIUM_DB or "
-    "~/.llm_consortium/evaluations.db]",
-)
 
 
 @click.group()
@@ -291,8 +283,6 @@ class _BatchOutcome:
             click.echo(result["synthesis"]["synthesis"])
 
 
-# The analysis commands live beside this file; they share the store's queries
+# The analysis commands live in reports.py; they share the store's queries
 # with the Datasette plugin.
-from .reports import register_report_commands  # noqa: E402
-
 register_report_commands(cli)
