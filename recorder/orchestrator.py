@@ -65,13 +65,22 @@ def parse_model_spec(spec: str) -> MemberModel:
 
 
 def resolve_model(name: str) -> llm.Model:
-    """The ``llm`` model for a model ID or alias, or a :class:`ConsortiumError`."""
+    """The ``llm`` model for a model ID or alias, or a :class:`ConsortiumError`.
+
+    A model that needs an API key nobody has given is refused here, before
+    anything is recorded, with ``llm``'s own advice on how to set one.
+    """
     try:
-        return llm.get_model(name)
+        model = llm.get_model(name)
     except llm.UnknownModelError:
         raise ConsortiumError(
             f"Unknown model: {name}. Run 'llm models' to list the models you have."
         ) from None
+    try:
+        model.get_key()
+    except llm.NeedsKeyException as missing:
+        raise ConsortiumError(f"Model {name} needs an API key: {missing}.") from None
+    return model
 
 
 @dataclass

@@ -520,3 +520,32 @@ def test_failed_evaluation_chooses_nobody(db_path, add_scripted_model):
         db_path, "select chosen, rank, confidence from model_performance"
     )
     assert performance == [{"chosen": None, "rank": None, "confidence": None}] * 2
+
+
+def test_a_model_without_its_key_is_refused_before_recording(db_path, monkeypatch):
+    monkeypatch.delenv("LLM_ECHO_NEEDS_KEY_KEY", raising=False)
+    result = invoke("run", "-m", "echo-needs-key", "--db", str(db_path), "Hi")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Model echo-needs-key needs an API key: No key found - add one "
+        "using 'llm keys set echo-needs-key' or set the LLM_ECHO_NEEDS_KEY_KEY "
+        "environment variable.\n"
+    )
+    assert not db_path.exists()
+
+
+def test_a_key_from_the_environment_is_enough(db_path, monkeypatch):
+    monkeypatch.setenv("LLM_ECHO_NEEDS_KEY_KEY", "a-fake-key-for-tests")
+    result = invoke(
+        "run",
+        "-m",
+        "echo-needs-key",
+        "--judging-method",
+        "consensus",
+        "--max-iterations",
+        "1",
+        "--db",
+        str(db_path),
+        "Hi",
+    )
+    assert result.exit_code == 0, result.output
