@@ -19,6 +19,7 @@ from . import compat, runs_table
 from .canned import CANNED_QUERIES
 from .middleware import check_canned_parameters
 from .renderer import EXPORT_ROUTE, export_view, render_jsonl
+from .upgrade import bring_up_to_date
 from .views import RUN_PAGE_ROUTE, is_consortium_database, run_page, run_path
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ def startup(datasette: Datasette) -> Any:
     async def inner() -> None:
         for database in list(datasette.databases):
             found = await is_consortium_database(datasette, database)
+            if found:
+                await bring_up_to_date(datasette.get_database(database))
             if found and compat.DATASETTE_1:
                 await compat.add_canned_queries(datasette, database, CANNED_QUERIES)
 
