@@ -164,8 +164,8 @@ def build_member_prompt(
         parts += [f"- {area}" for area in refinement_areas]
         parts.append("")
     parts.append(
-        "Write an improved, complete answer to the original request above,"
-        " addressing these points."
+        "Write an improved, complete answer to the original request above"
+        + (", addressing these points." if refinement_areas else ".")
     )
     return "\n".join(parts)
 

@@ -137,10 +137,13 @@ def run(
             f"--max-iterations ({max_iterations})."
         )
     # Imported here so that the read-only commands start without llm.
-    from .logger import log_to_stderr, reconfigure_logging
+    from .logger import log_file_problem, log_to_stderr, reconfigure_logging
     from .orchestrator import Consortium, ConsortiumError
 
     reconfigure_logging()
+    problem = log_file_problem()
+    if problem:
+        raise click.ClickException(problem)
     if trace:
         log_to_stderr()
     try:

@@ -94,6 +94,7 @@ class _Handlers:
         self.file_path: pathlib.Path | None = None
         self.stream_handler: logging.Handler | None = None
         self.loggers: list[logging.Logger] = []
+        self.file_problem: str | None = None
 
     def attach(self, logger: logging.Logger) -> None:
         with self._lock:
@@ -117,14 +118,19 @@ class _Handlers:
             self._replace(self.file_handler, None)
             self.file_handler.close()
             self.file_handler = None
+        self.file_problem = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handler: logging.Handler = logging.FileHandler(
-                path, encoding="utf-8", delay=True
+            # Opened now, not at the first line: a log file that cannot be
+            # written is found before a run starts, not in the middle of one.
+            handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        except OSError as error:
+            # Python code using StructuredLogger goes on without the file;
+            # 'consortium-record run' refuses to start (see log_file_problem).
+            self.file_problem = (
+                f"Cannot write the log file {path}: {error.strerror or error}; "
+                f"set {LOG_FILE_ENVIRONMENT_VARIABLE} to a file you can write."
             )
-        except OSError:
-            # Limitation: with no writable log file the lines are dropped
-            # rather than failing the run; the database still has everything.
             handler = logging.NullHandler()
         handler.setFormatter(_formatter())
         self.file_handler = handler
@@ -169,6 +175,13 @@ def log_to_stderr(enabled: bool = True, stream: TextIO | None = None) -> None:
 def reconfigure_logging() -> None:
     """Read ``LLM_CONSORTIUM_LOG_FILE`` and ``LLM_CONSORTIUM_LOG_LEVEL`` again."""
     _handlers.reconfigure()
+
+
+def log_file_problem() -> str | None:
+    """Why the log file cannot be written, as a sentence; ``None`` if it can."""
+    with _handlers._lock:
+        _handlers._ensure_file_handler()
+        return _handlers.file_problem
 
 
 class StructuredLogger:

@@ -147,21 +147,29 @@ class Consortium:
             raise ConsortiumError("Concurrency must be at least 1.")
 
         self.judging_method = judging_method
+        instance_count = sum(member.count for member in self.member_models)
         if judging_method == "consensus":
+            if arbiter is not None:
+                raise ConsortiumError(
+                    "The consensus method needs no arbiter model; leave out "
+                    "--arbiter or choose another --judging-method."
+                )
+            if instance_count < 2:
+                raise ConsortiumError(
+                    "The consensus method compares answers, so it needs at least "
+                    "two members (for example -m MODEL:2)."
+                )
             self.arbiter = CONSENSUS_ARBITER
             self.arbiter_model = None
         else:
             self.arbiter = arbiter or self.member_models[0].model
             self.arbiter_model = resolve_model(self.arbiter)
-        self.members = [
-            _Member(member.model, instance, resolve_model(member.model))
-            for member in self.member_models
-            for instance in range(1, member.count + 1)
-        ]
+        self.members = self._number_instances()
         self.confidence_threshold = confidence_threshold
         self.min_iterations = min_iterations
         self.max_iterations = max_iterations
         self.system = system
+        self._owns_store = store is None
         self.store = store if store is not None else EvaluationStore(db_path)
         # One pool for the consortium's lifetime: starting threads for every
         # iteration costs more than a zero-latency model call.
@@ -180,6 +188,37 @@ class Consortium:
             retries=retries,
             backoff_seconds=backoff_seconds,
         )
+
+    def _number_instances(self) -> list[_Member]:
+        """One member per instance, numbered 1, 2, ... per model name.
+
+        ``-m echo -m echo:2`` is three instances of ``echo``, numbered 1 to 3,
+        so that a model and an instance number name one answer.
+        """
+        models: dict[str, llm.Model] = {}
+        counts: dict[str, int] = {}
+        members = []
+        for member in self.member_models:
+            if member.model not in models:
+                models[member.model] = resolve_model(member.model)
+            for _ in range(member.count):
+                counts[member.model] = counts.get(member.model, 0) + 1
+                members.append(
+                    _Member(member.model, counts[member.model], models[member.model])
+                )
+        return members
+
+    def close(self) -> None:
+        """Stop the member threads; close the store if this consortium opened it."""
+        self.member_pool.shutdown(wait=False, cancel_futures=True)
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Consortium:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def interrupt_active_runs(self, reason: str = "Interrupted by the user.") -> int:
         """Mark every run under way as ``interrupted`` and start no new ones.
@@ -205,10 +244,12 @@ class Consortium:
         if not prompt or not prompt.strip():
             raise ConsortiumError("The prompt is empty.")
         context = current_tracing_context()
-        if context is not None:
+        if context is not None and not context.run_recorded:
             return _Run(self, prompt, context).execute()
-        with consortium_context() as context:
-            return _Run(self, prompt, context).execute()
+        # A second run in the same context gets IDs of its own; the open
+        # context still counts its tokens and calls.
+        with consortium_context(parent=context) as own_context:
+            return _Run(self, prompt, own_context).execute()
 
 
 class _Run:
@@ -233,8 +274,9 @@ class _Run:
         with consortium._active_lock:
             if consortium.interrupted:
                 raise ConsortiumError("The consortium was interrupted.")
-            consortium.active_runs.add(self.context.consortium_id)
             self._record_start()
+            self.context.run_recorded = True
+            consortium.active_runs.add(self.context.consortium_id)
         interrupted = False
         try:
             return self._execute()
@@ -265,17 +307,17 @@ class _Run:
     def _execute(self) -> dict[str, Any]:
         consortium = self.consortium
         start = time.perf_counter()
-        self.logger.info(
-            f"Consortium started with {len(consortium.members)} members",
-            event_type="consortium_start",
-            trace_id=self.context.trace_id,
-            models=[m.to_dict() for m in consortium.member_models],
-            arbiter=consortium.arbiter,
-            judging_method=consortium.judging_method,
-            prompt_preview=preview(self.prompt),
-        )
         status, error = "completed", None
         try:
+            self.logger.info(
+                f"Consortium started with {len(consortium.members)} members",
+                event_type="consortium_start",
+                trace_id=self.context.trace_id,
+                models=[m.to_dict() for m in consortium.member_models],
+                arbiter=consortium.arbiter,
+                judging_method=consortium.judging_method,
+                prompt_preview=preview(self.prompt),
+            )
             error = self._iterate()
             if error is not None:
                 status = "failed"
@@ -503,7 +545,8 @@ class _Run:
             output_tokens=output_tokens,
         )
         self.logger.info(
-            f"Consortium {status} after {len(self.iterations)} iterations",
+            f"Consortium {status} after {len(self.iterations)} "
+            f"iteration{'' if len(self.iterations) == 1 else 's'}",
             event_type="consortium_end",
             status=status,
             confidence=confidence,

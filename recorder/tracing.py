@@ -58,10 +58,19 @@ class TracingContext:
     """
 
     def __init__(
-        self, consortium_id: str | None = None, trace_id: str | None = None
+        self,
+        consortium_id: str | None = None,
+        trace_id: str | None = None,
+        parent: TracingContext | None = None,
     ) -> None:
         self.consortium_id = consortium_id or new_consortium_id()
         self.trace_id = trace_id or new_trace_id()
+        # Totals also go to the parent: several runs started inside one
+        # consortium_context() each get their own IDs, and the outer context
+        # still counts them all.
+        self.parent = parent
+        # Set once a run has been recorded under this context's IDs.
+        self.run_recorded = False
         self.token_usage: dict[str, int] = {}
         self.metrics: dict[str, int] = {
             "total_tokens": 0,
@@ -88,18 +97,25 @@ class TracingContext:
                 self.metrics["total_tokens"] += tokens
             self.metrics["input_tokens"] += input_tokens or 0
             self.metrics["output_tokens"] += output_tokens or 0
+        if self.parent is not None:
+            self.parent.add_tokens(
+                model, tokens, input_tokens=input_tokens, output_tokens=output_tokens
+            )
+
+    def _increment(self, metric: str) -> None:
+        with self._lock:
+            self.metrics[metric] += 1
+        if self.parent is not None:
+            self.parent._increment(metric)
 
     def increment_model_calls(self) -> None:
-        with self._lock:
-            self.metrics["model_calls"] += 1
+        self._increment("model_calls")
 
     def increment_model_errors(self) -> None:
-        with self._lock:
-            self.metrics["model_errors"] += 1
+        self._increment("model_errors")
 
     def increment_iterations(self) -> None:
-        with self._lock:
-            self.metrics["iterations"] += 1
+        self._increment("iterations")
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -122,10 +138,15 @@ def _bound(variable: contextvars.ContextVar[Any], value: Any) -> Iterator[None]:
 
 @contextmanager
 def consortium_context(
-    consortium_id: str | None = None, trace_id: str | None = None
+    consortium_id: str | None = None,
+    trace_id: str | None = None,
+    parent: TracingContext | None = None,
 ) -> Iterator[TracingContext]:
-    """Start one consortium run: new (or given) ``consortium_id`` and ``trace_id``."""
-    context = TracingContext(consortium_id, trace_id)
+    """Start one consortium run: new (or given) ``consortium_id`` and ``trace_id``.
+
+    :param parent: a context that should also count this run's totals.
+    """
+    context = TracingContext(consortium_id, trace_id, parent)
     with (
         _bound(tracing_context_var, context),
         _bound(consortium_id_var, context.consortium_id),

@@ -539,7 +539,7 @@ def test_a_key_from_the_environment_is_enough(db_path, monkeypatch):
     result = invoke(
         "run",
         "-m",
-        "echo-needs-key",
+        "echo-needs-key:2",
         "--judging-method",
         "consensus",
         "--max-iterations",
@@ -549,3 +549,78 @@ def test_a_key_from_the_environment_is_enough(db_path, monkeypatch):
         "Hi",
     )
     assert result.exit_code == 0, result.output
+
+
+def test_one_model_named_twice_numbers_its_instances_on(db_path):
+    result = invoke(
+        "run",
+        "-m",
+        "scripted-member",
+        "-m",
+        "scripted-member:2",
+        "--arbiter",
+        "scripted-arbiter",
+        "--db",
+        str(db_path),
+        "Count",
+    )
+    assert result.exit_code == 0, result.output
+    instances = rows(
+        db_path,
+        "select label, instance from model_calls where role = 'member' order by label",
+    )
+    assert [(r["label"], r["instance"]) for r in instances] == [
+        ("A", 1),
+        ("B", 2),
+        ("C", 3),
+    ]
+
+
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["-m", "scripted-member"], "needs at least two members"),
+        (
+            ["-m", "scripted-member:2", "--arbiter", "scripted-arbiter"],
+            "needs no arbiter model",
+        ),
+    ],
+)
+def test_consensus_misuse_is_refused(arguments, message, db_path):
+    result = invoke(
+        "run", "--judging-method", "consensus", "--db", str(db_path), *arguments, "Hi"
+    )
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert not db_path.exists()
+
+
+def test_a_log_file_that_cannot_be_written_is_refused(db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_CONSORTIUM_LOG_FILE", str(tmp_path))
+    result = invoke("run", "-m", "scripted-member", "--db", str(db_path), "Hi")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: Cannot write the log file {tmp_path}")
+    assert "Traceback" not in result.output
+    assert not db_path.exists()
+
+
+def test_several_runs_in_one_context_get_their_own_ids(db_path):
+    from recorder import create_consortium
+    from recorder.tracing import consortium_context
+
+    with (
+        create_consortium(
+            ["scripted-member:2"], arbiter="scripted-arbiter", db_path=str(db_path)
+        ) as consortium,
+        consortium_context() as context,
+    ):
+        first = consortium.orchestrate("One")
+        second = consortium.orchestrate("Two")
+    assert first["consortium_id"] == context.consortium_id
+    assert second["consortium_id"] != first["consortium_id"]
+    assert context.metrics["model_calls"] == 6
+    assert context.metrics["total_tokens"] == (
+        sum(first["token_usage"].values()) + sum(second["token_usage"].values())
+    )
+    statuses = rows(db_path, "select status from runs")
+    assert statuses == [{"status": "completed"}] * 2
