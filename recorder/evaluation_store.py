@@ -506,12 +506,14 @@ class EvaluationStore:
             "error": error,
         }
         model_tokens = token_usage if not arbiter_usage else {}
+        # A failed evaluation judged nobody: its members get no performance
+        # rows (the evaluation itself keeps who was shown and why it failed).
+        judged_members = members if error is None else []
         with self._write() as conn:
             evaluation_id = self._insert_row(conn, "evaluations", evaluation)
             rows = [
                 _performance_row(
                     member,
-                    judged=error is None,
                     ranked_count=sum(m.get("rank") is not None for m in members),
                     evaluation_id=evaluation_id,
                     consortium_id=consortium_id,
@@ -520,7 +522,7 @@ class EvaluationStore:
                     model_tokens=model_tokens or {},
                     timestamp=timestamp,
                 )
-                for member in members
+                for member in judged_members
             ]
             for row in rows:
                 self._insert_row(conn, "model_performance", row)
@@ -757,7 +759,6 @@ def _is_call_usage(token_usage: dict[str, Any] | None) -> bool:
 def _performance_row(
     member: dict[str, Any],
     *,
-    judged: bool,
     ranked_count: int,
     evaluation_id: int,
     consortium_id: str,
@@ -793,8 +794,7 @@ def _performance_row(
         "duration_ms": member.get("duration_ms"),
         "rank": rank,
         "normalized_rank": normalized_rank,
-        # A failed evaluation judged nobody: neither chosen nor passed over.
-        "chosen": int(bool(member.get("chosen", rank == 1))) if judged else None,
+        "chosen": int(bool(member.get("chosen", rank == 1))),
         "error": error,
         "timestamp": timestamp,
         "duration_bucket_ms": rollups.duration_bucket(member.get("duration_ms")),

@@ -168,7 +168,8 @@ def normalize_since(text: str) -> str:
 
 LEADERBOARD_COLUMNS = {
     "model": "The model's name as the user gave it",
-    "evaluations": "Answers by this model that an arbiter judged (one per instance)",
+    "evaluations": "Judged iterations it answered in, one per instance "
+    "(failed calls included: error_rate counts those)",
     "avg_confidence": "Mean arbiter confidence in the evaluations it took part in",
     "avg_tokens": "Mean tokens (input + output) per answer, where reported",
     "chosen_rate": "Share of its answers the arbiter ranked first",

@@ -504,7 +504,7 @@ def test_no_prompt_at_all():
     assert "No prompts on stdin" in result.stderr
 
 
-def test_failed_evaluation_chooses_nobody(db_path, add_scripted_model):
+def test_a_failed_evaluation_judges_nobody(db_path, add_scripted_model):
     add_scripted_model("babbling-arbiter", reply="No idea.")
     invoke(
         "run",
@@ -516,10 +516,10 @@ def test_failed_evaluation_chooses_nobody(db_path, add_scripted_model):
         str(db_path),
         "Judge",
     )
-    performance = rows(
-        db_path, "select chosen, rank, confidence from model_performance"
-    )
-    assert performance == [{"chosen": None, "rank": None, "confidence": None}] * 2
+    assert rows(db_path, "select * from model_performance") == []
+    (evaluation,) = rows(db_path, "select evaluated_models, error from evaluations")
+    assert json.loads(evaluation["evaluated_models"]) == ["scripted-member"] * 2
+    assert evaluation["error"]
 
 
 def test_a_model_without_its_key_is_refused_before_recording(db_path, monkeypatch):
