@@ -193,7 +193,11 @@ class EvaluationStore:
         self._batch_depth = 0
         self.hostname = socket.gethostname()
         self.conn = self._connect()
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.conn.close()
+            raise
 
     # Opening ------------------------------------------------------------
 
@@ -202,12 +206,20 @@ class EvaluationStore:
             file_path = pathlib.Path(self.path).expanduser()
             if file_path.is_dir():
                 raise StoreError(f"{self.path} is a directory, not a database file.")
-            try:
-                file_path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
+            # Only the default location is made on demand; a --db in a folder
+            # that does not exist is more likely a typo than a wish.
+            if file_path == DEFAULT_DB_PATH.expanduser():
+                try:
+                    file_path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    raise StoreError(
+                        f"Cannot create the folder for {self.path}: {error.strerror}."
+                    ) from None
+            elif not file_path.parent.is_dir():
                 raise StoreError(
-                    f"Cannot create the folder for {self.path}: {error.strerror}."
-                ) from None
+                    f"The folder for {self.path} does not exist: create it first, "
+                    "or choose another --db."
+                )
             self.path = str(file_path)
             if file_path.is_file() and _is_cut_short(file_path):
                 raise StoreError(_not_a_store(self.path))
@@ -635,10 +647,14 @@ class EvaluationStore:
         """One dict per model: ``model``, ``evaluations``, ``avg_confidence``, ...
 
         See :data:`recorder.queries.LEADERBOARD_COLUMNS` for every key.
+
+        :param limit: at most this many models; ``None`` or 0 for all.
+        :param since: an ISO 8601 date or time (see
+            :func:`recorder.queries.normalize_since`); ``ValueError`` otherwise.
         """
-        sql = queries.leaderboard_sql(sort=sort, limit=limit is not None)
+        sql = queries.leaderboard_sql(sort=sort, limit=bool(limit))
         parameters = {
-            "since": since,
+            "since": _since(since),
             "models": json.dumps(list(models)) if models else None,
             "limit": limit,
         }
@@ -677,7 +693,7 @@ class EvaluationStore:
         """Yield one training example per completed run, oldest first."""
         rows = self.iter_query(
             queries.TRAINING_EXPORT_SQL,
-            {"since": since, "min_confidence": min_confidence},
+            {"since": _since(since), "min_confidence": min_confidence},
         )
         for row in rows:
             yield queries.training_example(row)
@@ -688,7 +704,7 @@ class EvaluationStore:
         """Yield each training example as its JSONL line (without the newline)."""
         rows = self.iter_query(
             queries.TRAINING_EXPORT_SQL,
-            {"since": since, "min_confidence": min_confidence},
+            {"since": _since(since), "min_confidence": min_confidence},
             as_tuples=True,
         )
         for row in rows:
@@ -735,6 +751,10 @@ def _is_cut_short(path: pathlib.Path) -> bool:
 
 def _not_a_store(path: str) -> str:
     return f"{path} is not a SQLite database (or it is corrupt); it was left untouched."
+
+
+def _since(since: str | None) -> str | None:
+    return queries.normalize_since(since) if since else None
 
 
 def _describe_open_error(path: str, error: sqlite3.DatabaseError) -> str:

@@ -161,3 +161,13 @@ def test_duration_bucket(duration, bucket):
 def test_bucket_is_within_a_sixteenth_of_a_doubling():
     for duration in (0.01, 0.5, 3.0, 99.9, 1234.5, 10**6):
         assert abs(duration_bucket(duration) / duration - 1) < 0.0443
+
+
+def test_the_python_api_reads_since_as_the_cli_does(db_path):
+    store = fill_store(db_path)
+    expected = brute_force_leaderboard(db_path, "2026-03-04T12:00:00.000+00:00")
+    for since in ("2026-03-04T14:00:00+02:00", "2026-03-04T12:00:00Z"):
+        assert_boards_match(leaderboard_by_model(store, since), expected)
+    with pytest.raises(ValueError):
+        store.get_leaderboard(since="yesterday")
+    assert len(store.get_leaderboard(limit=0)) == len(MODELS)

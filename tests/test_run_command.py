@@ -487,7 +487,26 @@ def test_unwritable_db_path(tmp_path):
         "run", "-m", "scripted-member", "--db", str(blocker / "evaluations.db"), "Hi"
     )
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: Cannot create the folder for")
+    assert result.stderr.startswith("Error: The folder for")
+    assert "does not exist" in result.stderr
+
+
+def test_a_db_in_a_missing_folder_is_not_created(tmp_path):
+    missing = tmp_path / "no" / "such" / "folder" / "evaluations.db"
+    result = invoke("run", "-m", "scripted-member", "--db", str(missing), "Hi")
+    assert result.exit_code == 1
+    assert "does not exist: create it first" in result.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_default_store_folder_is_made_on_demand(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLM_CONSORTIUM_DB")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = invoke(
+        "run", "-m", "scripted-member", "--arbiter", "scripted-arbiter", "Hi"
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / ".llm_consortium" / "evaluations.db").exists()
 
 
 def test_existing_records_survive_bad_input(db_path):
