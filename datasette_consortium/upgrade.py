@@ -1,4 +1,4 @@
-"""Bring a store written by an older recorder up to date when Datasette starts.
+"""Bring a recorder's store up to date when Datasette starts.
 
 The recorder migrates its store every time it opens it; a store that only
 Datasette has opened since an upgrade would otherwise lack what the canned
@@ -24,18 +24,22 @@ async def pending_migrations(db: Database) -> list[str]:
 
 
 async def bring_up_to_date(db: Database) -> bool:
-    """Apply the store's pending migrations; return whether it is now current.
+    """Apply pending migrations and settle runs whose recorder died.
+
+    Runs left ``running`` by a process that is gone are marked
+    ``interrupted``, as the recorder's own commands do, so that canned queries
+    such as ``recent_runs`` agree with the run pages. Returns whether the
+    store is now current.
 
     Limitation: a store served immutable (``-i``) or from a read-only file is
     left as it is, and queries that need the newer schema answer with an error.
     """
-    if not await pending_migrations(db):
-        return True
     if not db.is_mutable or not db.path or getattr(db, "is_memory", False):
-        return False
+        return not await pending_migrations(db)
 
     def migrate() -> None:
-        EvaluationStore(db.path).close()
+        with EvaluationStore(db.path) as store:
+            store.mark_interrupted_runs()
 
     try:
         await asyncio.get_running_loop().run_in_executor(None, migrate)

@@ -578,7 +578,10 @@ class EvaluationStore:
                 cursor = conn.execute(
                     "update runs set status = 'interrupted', finished_at = ?, "
                     "error = coalesce(error, 'The recording process ended before "
-                    "the run finished.') where status = 'running' and hostname = ? "
+                    "the run finished.'), iteration_count = coalesce((select "
+                    "max(iteration_id) from model_calls where model_calls."
+                    "consortium_id = runs.consortium_id), 0) "
+                    "where status = 'running' and hostname = ? "
                     "and process_id in (select value from json_each(?))",
                     [utc_now(), self.hostname, json.dumps(dead)],
                 )

@@ -33,6 +33,7 @@ PREVIEW_LENGTH = 100
 EVENT_TYPES = (
     "consortium_start",
     "iteration_start",
+    "model_request",
     "model_call",
     "model_error",
     "arbiter_decision",
@@ -213,6 +214,19 @@ class StructuredLogger:
 
     def error(self, message: str, **fields: Any) -> None:
         self.log(logging.ERROR, message, **fields)
+
+    def log_model_request(self, model: str, prompt: str, **fields: Any) -> None:
+        """One ``model_request`` event (DEBUG): a call is about to be made."""
+        if not self.logger.isEnabledFor(logging.DEBUG):
+            return
+        self.debug(
+            f"Model request: {model} ({len(prompt)} characters)",
+            model_id=model,
+            event_type="model_request",
+            prompt_length=len(prompt),
+            prompt_preview=preview(prompt),
+            **fields,
+        )
 
     def log_model_call(
         self,

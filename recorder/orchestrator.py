@@ -506,6 +506,8 @@ class _Run:
             tokens,
             ranking=decision.get("ranked_models"),
             error=parse_error,
+            # The arbiter call's own ID, to join this line to its model_call.
+            request_id=request_id,
         )
         return decision, parse_error
 

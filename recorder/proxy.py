@@ -163,6 +163,9 @@ class RecordingProxy:
         attempt: int,
     ) -> tuple[CallResult, BaseException | None]:
         with request_context() as request_id, model_context(model_name):
+            self.logger.log_model_request(
+                model_name, prompt, role=role, instance=instance, attempt=attempt
+            )
             started_at = utc_now()
             start = time.perf_counter()
             text = input_tokens = output_tokens = None

@@ -1,7 +1,8 @@
 """Keep API keys out of log lines and stored error messages.
 
 A secret is any key in ``llm``'s key store (``keys.json``), the value of any
-environment variable whose name ends in ``_API_KEY``, ``_TOKEN`` or ``_SECRET``,
+environment variable whose name ends in ``_KEY`` (``_API_KEY`` included),
+``_TOKEN`` or ``_SECRET``,
 and anything shaped like a bearer token or a key in a URL's query string.
 """
 

@@ -79,7 +79,9 @@ def open_store(db_path: str | None) -> Iterator[EvaluationStore]:
     ``interrupted`` first, so they do not look alive.
     """
     path = db_path or default_db_path()
-    if path != ":memory:" and not pathlib.Path(path).expanduser().exists():
+    file = pathlib.Path(path).expanduser()
+    # An empty file is no store either (and must not be turned into one).
+    if path != ":memory:" and (not file.exists() or file.stat().st_size == 0):
         raise click.ClickException(
             f"There is no store at {path} yet: record a run with "
             "'consortium-record run', or point --db at an evaluations.db."

@@ -52,3 +52,34 @@ async def test_an_immutable_old_store_is_left_untouched(tmp_path):
     response = await datasette.client.get("/evaluations/recent_runs.json")
     assert response.status_code == 200
     assert path.read_bytes() == before
+
+
+@pytest.mark.asyncio
+async def test_startup_settles_runs_whose_recorder_died(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    path = tmp_path / "evaluations.db"
+    dead_process = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_process.wait()
+    with EvaluationStore(path) as store:
+        store.start_run(
+            consortium_id="cons-00000000000000d1",
+            trace_id="0" * 32,
+            prompt="Lost",
+            models=[{"model": "alpha", "count": 1}],
+            arbiter="judge",
+            judging_method="default",
+            confidence_threshold=0.8,
+            min_iterations=1,
+            max_iterations=3,
+        )
+        store.conn.execute(
+            "update runs set process_id = ?, hostname = ?",
+            [dead_process.pid, socket.gethostname()],
+        )
+    datasette = await datasette_for(path)
+    response = await datasette.client.get("/evaluations/recent_runs.json?_shape=array")
+    (run,) = response.json()
+    assert run["status"] == "interrupted"

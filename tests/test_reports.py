@@ -1016,3 +1016,12 @@ def test_normalized_since_compares_with_stored_timestamps():
     assert stored >= queries.normalize_since("2025-11-01T12:00:00Z")
     assert stored >= queries.normalize_since("2025-11-01")
     assert stored < queries.normalize_since("2025-11-01T12:00:00.0001")
+
+
+def test_an_empty_file_is_no_store_and_stays_empty(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    result = invoke("runs", "--db", str(empty))
+    assert result.exit_code == 1
+    assert "There is no store at" in result.stderr
+    assert empty.read_bytes() == b""

@@ -643,3 +643,28 @@ def test_several_runs_in_one_context_get_their_own_ids(db_path):
     )
     statuses = rows(db_path, "select status from runs")
     assert statuses == [{"status": "completed"}] * 2
+
+
+def test_debug_level_logs_each_request_before_its_call(db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_CONSORTIUM_LOG_LEVEL", "DEBUG")
+    invoke(
+        "run",
+        "-m",
+        "scripted-member:2",
+        "--arbiter",
+        "scripted-arbiter",
+        "--db",
+        str(db_path),
+        "Debug me",
+    )
+    lines = log_lines(tmp_path)
+    requests = [line for line in lines if line["event_type"] == "model_request"]
+    assert len(requests) == 3
+    assert all(line["levelname"] == "DEBUG" for line in requests)
+    calls = {line["request_id"] for line in lines if line["event_type"] == "model_call"}
+    assert {line["request_id"] for line in requests} == calls
+    (decision,) = [line for line in lines if line["event_type"] == "arbiter_decision"]
+    arbiter_call = rows(
+        db_path, "select request_id from model_calls where role = 'arbiter'"
+    )
+    assert decision["request_id"] == arbiter_call[0]["request_id"]
