@@ -97,9 +97,14 @@ def _mark_parallel_and_slowest(entries: list[dict[str, Any]]) -> None:
 
 
 def _format_ms(milliseconds: float) -> str:
+    # Enough digits that the ticks of a run of a few milliseconds differ.
     if milliseconds >= 1000:
         return f"{milliseconds / 1000:.2f} s"
-    return f"{milliseconds:.0f} ms"
+    if milliseconds >= 100 or milliseconds == 0:
+        return f"{milliseconds:.0f} ms"
+    if milliseconds >= 10:
+        return f"{milliseconds:.1f} ms"
+    return f"{milliseconds:.2f} ms"
 
 
 def _bar_kind(entry: dict[str, Any]) -> str:

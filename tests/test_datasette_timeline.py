@@ -78,3 +78,22 @@ def test_failed_calls_are_drawn_as_errors_and_calls_without_times_skipped():
     assert [entry["model"] for entry in entries] == ["bad"]
     assert timeline_drawing(entries)["bars"][0]["kind"] == "error"
     assert timeline_drawing([]) is None
+
+
+def test_ticks_of_a_short_run_differ():
+    from datasette_consortium.timeline import timeline_drawing
+
+    entry = {
+        "iteration_id": 1,
+        "role": "member",
+        "model": "echo",
+        "instance": 1,
+        "start_ms": 0.0,
+        "duration_ms": 2.4,
+        "end_ms": 2.4,
+        "error": None,
+        "slowest": False,
+        "parallel": False,
+    }
+    labels = [tick["label"] for tick in timeline_drawing([entry])["ticks"]]
+    assert labels == ["0 ms", "0.60 ms", "1.20 ms", "1.80 ms", "2.40 ms"]
