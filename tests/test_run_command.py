@@ -1,10 +1,10 @@
 import hashlib
 import json
-import sqlite3
 from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
+from reliability_support import rows
 
 from recorder.cli import cli
 
@@ -12,15 +12,6 @@ from recorder.cli import cli
 def invoke(*args, input=None):
     runner = CliRunner()
     return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
-
-
-def rows(db_path, sql, parameters=()):
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(row) for row in conn.execute(sql, parameters)]
-    finally:
-        conn.close()
 
 
 def log_lines(tmp_path):
