@@ -556,8 +556,10 @@ class EvaluationStore:
     def mark_interrupted_runs(self) -> int:
         """Mark as ``interrupted`` the runs left ``running`` by a dead process.
 
-        Only processes on this host can be checked; runs recorded elsewhere
-        are left as they are. Returns how many runs were marked.
+        Returns how many runs were marked.
+
+        Limitation: only processes on this host can be checked, so a run left
+        ``running`` by a recorder on another machine stays ``running``.
         """
         with self._lock:
             candidates = self.conn.execute(

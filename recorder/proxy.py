@@ -74,6 +74,9 @@ class CallTimedOut(Exception):
 def is_transient(error: BaseException) -> bool:
     """Whether a failed call is worth trying again (rate limits, 5xx, timeouts)."""
     if isinstance(error, CallTimedOut):
+        # Limitation: a call that hit --timeout is not retried: its thread may
+        # still be running (see _call_with_timeout), and a retry would stack
+        # another one on a provider that is already slow.
         return False
     status = getattr(error, "status_code", None) or getattr(error, "status", None)
     if isinstance(status, int) and status in TRANSIENT_STATUS_CODES:

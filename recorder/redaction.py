@@ -4,6 +4,10 @@ A secret is any key in ``llm``'s key store (``keys.json``), the value of any
 environment variable whose name ends in ``_KEY`` (``_API_KEY`` included),
 ``_TOKEN`` or ``_SECRET``,
 and anything shaped like a bearer token or a key in a URL's query string.
+
+Limitation: log lines and stored error messages are redacted; prompts and
+model answers are stored as they are, since changing them would falsify the
+record.
 """
 
 from __future__ import annotations
