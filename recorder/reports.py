@@ -411,8 +411,9 @@ def leaderboard(
 ) -> None:
     """Compare models by how the arbiters judged their answers.
 
-    One row per model. Each answer a model instance gave and an arbiter
-    judged counts once, so a model asked twice in a run counts twice. By
+    One row per model. Each time a model instance answered in an iteration
+    an arbiter judged counts once, so a model asked twice in a run counts
+    twice, and a call that failed counts too (error_rate). By
     default the models the arbiters ranked first most often come first
     (chosen_rate); every answer in one evaluation shares the arbiter's
     confidence, so avg_confidence says more about the runs a model took part
@@ -420,14 +421,14 @@ def leaderboard(
 
     \b
     Columns (and --sort keys):
-      evaluations          answers judged, one per model instance
+      evaluations          judged iterations answered in, one per instance
       avg_confidence       mean arbiter confidence in those evaluations
       avg_tokens           mean tokens (input + output) per answer
       chosen_rate          share of answers ranked first ("Chosen")
       avg_normalized_rank  mean rank, 0 = first .. 1 = last ("Avg Rank")
       avg_duration_ms      mean latency ("Avg ms")
       p95_duration_ms      95th percentile latency ("p95 ms")
-      error_rate           share of answers that failed ("Errors")
+      error_rate           share of its calls that failed ("Errors")
     """
     with open_store(db_path) as store:
         entries = store.get_leaderboard(
