@@ -233,6 +233,7 @@ class EvaluationStore:
             # Reading the schema fails at once on a file that is not SQLite,
             # before anything could be written to it.
             conn.execute("select count(*) from sqlite_master").fetchone()
+
             conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             if self.path != ":memory:":
                 mode = conn.execute("pragma journal_mode = wal").fetchone()[0]
@@ -722,36 +723,36 @@ class EvaluationStore:
             return self.conn.execute(f"select count(*) from [{table}]").fetchone()[0]
 
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
 def _is_cut_short(path: pathlib.Path) -> bool:
-    """Whether a SQLite file is shorter than its own header says it is.
+    """Whether a file is shorter than its SQLite header says, or not SQLite.
 
     SQLite reads a cut copy's first page as an empty schema, so without this
     check migrations would write a new, empty store over what is left.
+
+    The header is read through an immutable SQLite connection, which writes
+    nothing (no -wal or -shm) and, unlike opening the file with Python, keeps
+    the locks of other connections in this process (Datasette's among them):
+    closing any other descriptor of a database file would drop them.
     """
     try:
         size = path.stat().st_size
-        with path.open("rb") as file:
-            header = file.read(100)
         wal = path.with_name(path.name + "-wal")
         has_wal = wal.exists() and wal.stat().st_size > 0
+        uri = f"{path.as_uri()}?mode=ro&immutable=1"
+        probe = sqlite3.connect(uri, uri=True)
+        try:
+            page_size = probe.execute("pragma page_size").fetchone()[0]
+            page_count = probe.execute("pragma page_count").fetchone()[0]
+        finally:
+            probe.close()
     except OSError:
         return False
-    if not header.startswith(SQLITE_MAGIC):
-        return False  # empty (a new store) or not SQLite: sqlite3 says which
-    if len(header) < 100:
+    except sqlite3.DatabaseError:
+        # Not SQLite at all, or a header promising pages the file lacks:
+        # either way not a store to write to.
         return True
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    if page_size < 512 or size % page_size:
-        return True
-    # The page count in the header is only valid when the change counter and
-    # the version-valid-for number agree; a WAL may hold pages not yet copied.
-    page_count = int.from_bytes(header[28:32], "big")
-    count_is_valid = page_count > 0 and header[24:28] == header[92:96]
-    return count_is_valid and not has_wal and page_count * page_size > size
+    # A WAL may hold pages not yet copied into the file.
+    return not has_wal and page_count * page_size > size
 
 
 def _not_a_store(path: str) -> str:

@@ -166,5 +166,5 @@ def test_datasette_keeps_answering_while_recorders_write(tmp_path):
     assert requests_during_writes >= 20
     failures = [(page, status) for page, status in statuses if status >= 500]
     assert failures == []
-    assert {status for _, status in statuses} == {200}
+    assert [(page, status) for page, status in statuses if status != 200] == []
     assert scalar(db_path, "select count(*) from runs where status = 'completed'") == 45
