@@ -732,14 +732,18 @@ def _is_cut_short(path: pathlib.Path) -> bool:
     The header is read through an immutable SQLite connection, which writes
     nothing (no -wal or -shm) and, unlike opening the file with Python, keeps
     the locks of other connections in this process (Datasette's among them):
-    closing any other descriptor of a database file would drop them.
+    closing any other descriptor of a database file would drop them. A file
+    with a journal or WAL beside it is in use (another recorder may be
+    creating it this very moment) and is not probed: an immutable read of a
+    file being written can fail, and a cut copy has no such companions.
     """
     try:
-        size = path.stat().st_size
-        wal = path.with_name(path.name + "-wal")
-        has_wal = wal.exists() and wal.stat().st_size > 0
-        uri = f"{path.as_uri()}?mode=ro&immutable=1"
-        probe = sqlite3.connect(uri, uri=True)
+        if path.stat().st_size == 0:
+            return False
+        for suffix in ("-wal", "-shm", "-journal"):
+            if path.with_name(path.name + suffix).exists():
+                return False
+        probe = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
         try:
             page_size = probe.execute("pragma page_size").fetchone()[0]
             page_count = probe.execute("pragma page_count").fetchone()[0]
@@ -751,8 +755,7 @@ def _is_cut_short(path: pathlib.Path) -> bool:
         # Not SQLite at all, or a header promising pages the file lacks:
         # either way not a store to write to.
         return True
-    # A WAL may hold pages not yet copied into the file.
-    return not has_wal and page_count * page_size > size
+    return page_count * page_size > path.stat().st_size
 
 
 def _not_a_store(path: str) -> str:
