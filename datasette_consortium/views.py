@@ -159,6 +159,19 @@ async def _load_run(
     return await datasette.get_database(database).execute_fn(read)
 
 
+def _model_counts(models: Any) -> str:
+    """``[{"model": "k2", "count": 2}, ...]`` as ``k2 ×2, ...``; else as stored."""
+    if not isinstance(models, list) or not all(
+        isinstance(entry, dict) and "model" in entry for entry in models
+    ):
+        return _pretty(models)
+    return ", ".join(
+        str(entry["model"])
+        + (f" ×{entry['count']}" if entry.get("count", 1) != 1 else "")
+        for entry in models
+    )
+
+
 def _pretty(value: Any) -> str:
     if value is None or isinstance(value, str):
         return value or ""
@@ -206,7 +219,7 @@ def _page_context(
         ("Status", run.get("status")),
         ("Arbiter", run.get("arbiter")),
         ("Judging method", run.get("judging_method")),
-        ("Models", _pretty(run.get("models"))),
+        ("Models", _model_counts(run.get("models"))),
         ("Confidence threshold", run.get("confidence_threshold")),
         (
             "Iterations (min / max)",

@@ -170,6 +170,7 @@ async def test_run_page_shows_prompt_settings_members_and_decision(path, runs):
     html = response.text
     assert "Name a prime number" in html
     assert "scripted-arbiter" in html
+    assert "<td>scripted-member ×2, scripted-slow</td>" in html
     assert html.count('class="member') == 3
     assert "An answer to: Name a prime number" in html
     assert "A slow answer to: Name a prime number" in html
