@@ -7,8 +7,6 @@ the same tree ``consortium-record run-info`` prints.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import urllib.parse
 import weakref
@@ -18,6 +16,7 @@ from datasette.utils import tilde_decode
 from datasette.utils.asgi import NotFound, Request, Response
 
 from recorder import queries
+from recorder.evaluation_store import ABANDONED_RUN_ERROR, recorder_has_died
 
 from .compat import ensure_can_view_table
 from .timeline import timeline_calls, timeline_drawing
@@ -112,19 +111,6 @@ async def run_page(datasette: Datasette, request: Request) -> Response:
     )
 
 
-ABANDONED_RUN_ERROR = "The recording process ended before the run finished."
-
-
-def _process_is_gone(process_id: int) -> bool:
-    try:
-        os.kill(process_id, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError, ValueError):
-        return False
-    return False
-
-
 def settle_abandoned_run(run: dict[str, Any]) -> None:
     """Show a ``running`` run whose recorder died (on this host) as interrupted.
 
@@ -132,13 +118,8 @@ def settle_abandoned_run(run: dict[str, Any]) -> None:
     reads, so the page says what that will record, and keeps the stored
     status in ``recorded_status``.
     """
-    process_id = run.get("process_id")
-    if (
-        run.get("status") == "running"
-        and isinstance(process_id, int)
-        and run.get("hostname") == socket.gethostname()
-        and process_id != os.getpid()
-        and _process_is_gone(process_id)
+    if run.get("status") == "running" and recorder_has_died(
+        run.get("process_id"), run.get("hostname")
     ):
         run["recorded_status"] = "running"
         run["status"] = "interrupted"

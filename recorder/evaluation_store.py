@@ -170,14 +170,26 @@ def _json_or_none(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _process_is_alive(process_id: int) -> bool:
+ABANDONED_RUN_ERROR = "The recording process ended before the run finished."
+
+
+def recorder_has_died(process_id: object, hostname: object) -> bool:
+    """Whether the process that recorded a run, on this host, is gone.
+
+    A process on another host, or an ID that cannot be checked, is taken to
+    be alive: only a run whose recorder is known to be gone is settled.
+    """
+    if not isinstance(process_id, int) or hostname != socket.gethostname():
+        return False
+    if process_id == os.getpid():
+        return False
     try:
         os.kill(process_id, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:
         return True
-    return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
 
 
 class EvaluationStore:
@@ -571,22 +583,19 @@ class EvaluationStore:
             dead = [
                 process_id
                 for (process_id,) in candidates
-                if process_id is not None
-                and process_id != os.getpid()
-                and not _process_is_alive(process_id)
+                if recorder_has_died(process_id, self.hostname)
             ]
             if not dead:
                 return 0
             with self._write() as conn:
                 cursor = conn.execute(
                     "update runs set status = 'interrupted', finished_at = ?, "
-                    "error = coalesce(error, 'The recording process ended before "
-                    "the run finished.'), iteration_count = coalesce((select "
-                    "max(iteration_id) from model_calls where model_calls."
+                    "error = coalesce(error, ?), iteration_count = coalesce(("
+                    "select max(iteration_id) from model_calls where model_calls."
                     "consortium_id = runs.consortium_id), 0) "
                     "where status = 'running' and hostname = ? "
                     "and process_id in (select value from json_each(?))",
-                    [utc_now(), self.hostname, json.dumps(dead)],
+                    [utc_now(), ABANDONED_RUN_ERROR, self.hostname, json.dumps(dead)],
                 )
                 return cursor.rowcount
 
